@@ -1,0 +1,187 @@
+package capture
+
+import (
+	"bufio"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// readBufferSize is the read-ahead of file sources. Records that fit are
+// returned without a copy.
+const readBufferSize = 1 << 20
+
+// maxRecordSize bounds one packet record or pcapng block; larger lengths
+// are treated as corruption rather than allocated.
+const maxRecordSize = 64 << 20
+
+// FormatError reports a capture file that cannot be read past Offset.
+// Every frame before Offset was returned intact.
+type FormatError struct {
+	Path   string // the file, "-" for standard input
+	Offset int64  // byte offset of the damage in the (uncompressed) stream
+	Msg    string
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("%s: byte %d: %s", e.Path, e.Offset, e.Msg)
+}
+
+// File reads a pcap or pcapng capture, optionally gzip-compressed.
+type File struct {
+	path    string
+	closer  io.Closer // the opened file; nil for standard input
+	gz      *gzip.Reader
+	r       *bufio.Reader
+	off     int64 // bytes consumed from the uncompressed stream
+	records recordReader
+	buf     []byte // holds records larger than the read-ahead
+}
+
+// recordReader is the format-specific part of a File.
+type recordReader interface {
+	next(f *File) (Frame, error)
+	// linkTypes lists the link types declared so far.
+	linkTypes() []LinkType
+}
+
+// Open opens a capture file: path "-" reads standard input. The format
+// (pcap with micro- or nanosecond stamps in either byte order, pcapng, and a
+// gzip layer around either) is detected from the first bytes.
+func Open(path string) (*File, error) {
+	var in io.Reader
+	f := &File{path: path}
+	if path == "-" {
+		in = os.Stdin
+	} else {
+		osf, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("open capture: %w", err)
+		}
+		f.closer = osf
+		in = osf
+	}
+	if err := f.init(in); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// NewReader reads a capture from r; name is used in error messages.
+func NewReader(r io.Reader, name string) (*File, error) {
+	f := &File{path: name}
+	if err := f.init(r); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *File) init(in io.Reader) error {
+	f.r = bufio.NewReaderSize(in, readBufferSize)
+	if magic, _ := f.r.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(f.r)
+		if err != nil {
+			return fmt.Errorf("%s: read gzip header: %w", f.path, err)
+		}
+		gz.Multistream(true)
+		f.gz = gz
+		f.r = bufio.NewReaderSize(gz, readBufferSize)
+	}
+	magic, err := f.r.Peek(4)
+	if len(magic) == 0 {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+		return &FormatError{Path: f.path, Msg: "empty file, no capture header"}
+	}
+	if len(magic) < 4 {
+		return &FormatError{Path: f.path, Msg: "file ends inside the capture header"}
+	}
+	switch {
+	case isPcapMagic(magic):
+		f.records, err = newPcapReader(f)
+	case isPcapngMagic(magic):
+		f.records, err = newPcapngReader(f)
+	default:
+		return &FormatError{Path: f.path, Msg: fmt.Sprintf("not a pcap or pcapng file (starts with % x)", magic)}
+	}
+	return err
+}
+
+// Next returns the next frame, or io.EOF after the last one. A damaged file
+// yields every complete frame before the damage, then a *FormatError.
+func (f *File) Next() (Frame, error) {
+	return f.records.next(f)
+}
+
+// LinkTypes lists the link types the file has declared so far: one for
+// pcap, one per interface seen for pcapng.
+func (f *File) LinkTypes() []LinkType {
+	return f.records.linkTypes()
+}
+
+// Path is the name the file was opened with.
+func (f *File) Path() string { return f.path }
+
+// Close releases the file.
+func (f *File) Close() error {
+	var err error
+	if f.gz != nil {
+		err = f.gz.Close()
+	}
+	if f.closer != nil {
+		if cerr := f.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// read returns the next n bytes of the stream. The slice is valid until
+// the next read. A short stream gives a *FormatError naming what was being
+// read; a clean end before any byte gives io.EOF.
+func (f *File) read(n int, what string) ([]byte, error) {
+	if n > maxRecordSize {
+		return nil, f.formatError(fmt.Sprintf("%s claims %d bytes, more than the %d allowed", what, n, maxRecordSize))
+	}
+	if n <= readBufferSize {
+		b, err := f.r.Peek(n)
+		if len(b) == n {
+			f.r.Discard(n)
+			f.off += int64(n)
+			return b, nil
+		}
+		return nil, f.shortRead(len(b), n, what, err)
+	}
+	if cap(f.buf) < n {
+		f.buf = make([]byte, n)
+	}
+	b := f.buf[:n]
+	got, err := io.ReadFull(f.r, b)
+	if got == n {
+		f.off += int64(n)
+		return b, nil
+	}
+	return nil, f.shortRead(got, n, what, err)
+}
+
+func (f *File) shortRead(got, want int, what string, err error) error {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return fmt.Errorf("%s: byte %d: read %s: %w", f.path, f.off, what, err)
+	}
+	if got == 0 && what == recordHeaderName {
+		return io.EOF
+	}
+	return f.formatError(fmt.Sprintf("truncated %s: %d of %d bytes present", what, got, want))
+}
+
+func (f *File) formatError(msg string) error {
+	return &FormatError{Path: f.path, Offset: f.off, Msg: msg}
+}
+
+// recordHeaderName names the unit whose clean absence means end of file.
+const recordHeaderName = "record header"

@@ -1,0 +1,66 @@
+package decode
+
+import (
+	"github.com/gopacket/gopacket"
+	"github.com/hooktrace/hooktrace/capture"
+)
+
+// Layer is one decoded protocol header of a packet.
+type Layer struct {
+	Proto Proto
+	// Depth counts the boundaries outside this layer: 0 for the outermost
+	// packet, 1 inside the first tunnel or ICMP quote, and so on.
+	Depth int
+	// Quoted is set for the layers of a packet quoted by an ICMP error.
+	Quoted bool
+	// Tunnel is set on the layer that opens an inner packet (the VXLAN
+	// header, the outer IPv4 of IP-in-IP, an ICMP error): the layers
+	// after it are at Depth+1.
+	Tunnel Tunnel
+	// Err says why decoding stopped at this layer; nil when it did not.
+	Err error
+	// Offset and Length locate the header in the frame's bytes.
+	Offset, Length int
+	// Short is set when only the leading fields of the header were present.
+	Short  bool
+	dl     gopacket.DecodingLayer
+	detail gopacket.DecodingLayer // the body of an ICMPv6 message, if decoded
+}
+
+// Packet is a frame and its layers, outer to inner.
+type Packet struct {
+	Frame  capture.Frame
+	Layers []Layer
+	// Truncated is set when a layer found fewer bytes than it announced,
+	// usually because of the capture's snap length.
+	Truncated bool
+}
+
+// Err returns the first decoding error of the packet, or nil.
+func (p *Packet) Err() error {
+	for i := range p.Layers {
+		if p.Layers[i].Err != nil {
+			return p.Layers[i].Err
+		}
+	}
+	return nil
+}
+
+// Innermost returns the innermost layer that was decoded without error at
+// the deepest depth, or nil for a packet with no layers.
+func (p *Packet) Innermost() *Layer {
+	for i := len(p.Layers) - 1; i >= 0; i-- {
+		if p.Layers[i].Err == nil || p.Layers[i].Short {
+			return &p.Layers[i]
+		}
+	}
+	return nil
+}
+
+// MaxDepth returns the depth of the innermost packet.
+func (p *Packet) MaxDepth() int {
+	if len(p.Layers) == 0 {
+		return 0
+	}
+	return p.Layers[len(p.Layers)-1].Depth
+}

@@ -1,0 +1,164 @@
+package ui
+
+import (
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/hooktrace/hooktrace/decode"
+)
+
+// jsonBuf appends JSON to a byte slice. It implements decode.FieldWriter
+// so layers write their fields straight into the output line, and tracks
+// whether a comma is due before the next member.
+type jsonBuf struct {
+	b     []byte
+	comma bool
+	// inList is set while the innermost open container is a list of values
+	// (keys are then omitted).
+	inList []bool
+}
+
+func (j *jsonBuf) sep() {
+	if j.comma {
+		j.b = append(j.b, ',')
+	}
+	j.comma = true
+}
+
+func (j *jsonBuf) key(k string) {
+	j.sep()
+	if n := len(j.inList); n > 0 && j.inList[n-1] {
+		return
+	}
+	j.b = append(j.b, '"')
+	j.b = append(j.b, k...)
+	j.b = append(j.b, '"', ':')
+}
+
+// Str writes a string member.
+func (j *jsonBuf) Str(k, v string) {
+	j.key(k)
+	j.b = appendJSONString(j.b, v)
+}
+
+// Text writes packet text as a string member.
+func (j *jsonBuf) Text(k string, v []byte) {
+	j.key(k)
+	j.b = appendJSONString(j.b, v)
+}
+
+// Uint writes a number member.
+func (j *jsonBuf) Uint(k string, v uint64) {
+	j.key(k)
+	j.b = strconv.AppendUint(j.b, v, 10)
+}
+
+// Int writes a signed number member.
+func (j *jsonBuf) Int(k string, v int64) {
+	j.key(k)
+	j.b = strconv.AppendInt(j.b, v, 10)
+}
+
+// Hex writes a number as a "0x..." string member.
+func (j *jsonBuf) Hex(k string, v uint64) {
+	j.key(k)
+	j.b = append(j.b, '"')
+	j.b = decode.AppendHex(j.b, v)
+	j.b = append(j.b, '"')
+}
+
+// Bool writes a boolean member.
+func (j *jsonBuf) Bool(k string, v bool) {
+	j.key(k)
+	j.b = strconv.AppendBool(j.b, v)
+}
+
+// IP writes an address member.
+func (j *jsonBuf) IP(k string, v []byte) {
+	j.key(k)
+	j.b = append(j.b, '"')
+	j.b = decode.AppendIP(j.b, v)
+	j.b = append(j.b, '"')
+}
+
+// MAC writes a hardware address member.
+func (j *jsonBuf) MAC(k string, v []byte) {
+	j.key(k)
+	j.b = append(j.b, '"')
+	j.b = decode.AppendMAC(j.b, v)
+	j.b = append(j.b, '"')
+}
+
+// BeginList opens an array member.
+func (j *jsonBuf) BeginList(k string) {
+	j.key(k)
+	j.b = append(j.b, '[')
+	j.comma = false
+	j.inList = append(j.inList, true)
+}
+
+// EndList closes an array.
+func (j *jsonBuf) EndList() {
+	j.b = append(j.b, ']')
+	j.inList = j.inList[:len(j.inList)-1]
+	j.comma = true
+}
+
+// BeginObject opens an object inside a list.
+func (j *jsonBuf) BeginObject() {
+	j.sep()
+	j.b = append(j.b, '{')
+	j.comma = false
+	j.inList = append(j.inList, false)
+}
+
+// EndObject closes an object.
+func (j *jsonBuf) EndObject() {
+	j.b = append(j.b, '}')
+	j.inList = j.inList[:len(j.inList)-1]
+	j.comma = true
+}
+
+// appendJSONString quotes text, from hooktrace or from a packet; invalid
+// UTF-8 becomes U+FFFD so the output is always valid JSON.
+func appendJSONString[T ~string | ~[]byte](b []byte, s T) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' {
+			b = append(b, c)
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = appendEscape(b, c)
+			i++
+			continue
+		}
+		var rb [utf8.UTFMax]byte
+		n := copy(rb[:], s[i:])
+		r, size := utf8.DecodeRune(rb[:n])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, rb[:size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+func appendEscape(b []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(b, '\\', c)
+	case '\n':
+		return append(b, '\\', 'n')
+	case '\r':
+		return append(b, '\\', 'r')
+	case '\t':
+		return append(b, '\\', 't')
+	}
+	const hex = "0123456789abcdef"
+	return append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+}
