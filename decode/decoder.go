@@ -119,7 +119,7 @@ type level struct {
 	loop  layers.Loopback
 	nflog NFLOG
 	arp   layers.ARP
-	vlan  layers.Dot1Q
+	vlan  vlanLayer
 	mpls  mplsLayer
 	ip4   ipv4Layer
 	ip6   ipv6Layer
@@ -180,6 +180,8 @@ func (lv *level) parser(first gopacket.LayerType) *gopacket.DecodingLayerParser 
 func (lv *level) decode(p *Packet, frame, data []byte, first gopacket.LayerType, depth int, quoted bool) *boundary {
 	lv.inner = boundary{}
 	lv.tcp.quoted, lv.udp.quoted = quoted, quoted
+	lv.vlan.stack.n, lv.mpls.stack.n = 0, 0
+	nvlan, nmpls := 0, 0
 	parser := lv.parser(first)
 	err := parser.DecodeLayers(data, &lv.decoded)
 	if parser.Truncated {
@@ -191,6 +193,14 @@ func (lv *level) decode(p *Packet, frame, data []byte, first gopacket.LayerType,
 			// Echo and neighbour discovery bodies belong to their ICMPv6 layer.
 			p.Layers[n-1].detail = dl
 			continue
+		}
+		switch t {
+		case layers.LayerTypeDot1Q:
+			dl = lv.vlan.stack.at(nvlan)
+			nvlan++
+		case layers.LayerTypeMPLS:
+			dl = lv.mpls.stack.at(nmpls)
+			nmpls++
 		}
 		l := Layer{Proto: protoOf(t), Depth: depth, Quoted: quoted, dl: dl}
 		l.Offset, l.Length = span(frame, dl)

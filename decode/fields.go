@@ -53,7 +53,7 @@ func (l *Layer) WriteFields(w FieldWriter) {
 		w.Uint("id", uint64(v.VLANIdentifier))
 		w.Uint("pcp", uint64(v.Priority))
 		w.Hex("type", uint64(v.Type))
-	case *mplsLayer:
+	case *mplsEntry:
 		w.Uint("label", uint64(v.Label))
 		w.Uint("tc", uint64(v.TrafficClass))
 		w.Bool("bottom", v.StackBottom)

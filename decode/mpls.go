@@ -11,11 +11,25 @@ import (
 // mplsLayer is one MPLS label stack entry. gopacket's MPLS has no
 // DecodeFromBytes; below the bottom of the stack the payload is guessed
 // from its first nibble, as Wireshark and tcpdump do.
-type mplsLayer struct {
+type mplsEntry struct {
 	layers.MPLS
 }
 
+// mplsLayer decodes each entry of a label stack, keeping a copy of each.
+type mplsLayer struct {
+	mplsEntry
+	stack tagStack[mplsEntry]
+}
+
 func (m *mplsLayer) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if err := m.mplsEntry.DecodeFromBytes(data, df); err != nil {
+		return err
+	}
+	m.stack.push(&m.mplsEntry)
+	return nil
+}
+
+func (m *mplsEntry) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
 	if len(data) < 4 {
 		df.SetTruncated()
 		return fmt.Errorf("MPLS label entry needs 4 bytes, %d present", len(data))
@@ -29,9 +43,9 @@ func (m *mplsLayer) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) err
 	return nil
 }
 
-func (m *mplsLayer) CanDecode() gopacket.LayerClass { return layers.LayerTypeMPLS }
+func (m *mplsEntry) CanDecode() gopacket.LayerClass { return layers.LayerTypeMPLS }
 
-func (m *mplsLayer) NextLayerType() gopacket.LayerType {
+func (m *mplsEntry) NextLayerType() gopacket.LayerType {
 	if !m.StackBottom {
 		return layers.LayerTypeMPLS
 	}

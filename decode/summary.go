@@ -37,13 +37,12 @@ type segment struct {
 	link, net, trans, app, tunnel *Layer
 	nflog                         *NFLOG
 	failed                        *Layer
-	tags                          []*Layer // vlan and mpls
-	tagBuf                        [4]*Layer
+	tags                          [maxTags]*Layer // vlan and mpls, outer first
+	ntags                         int
 }
 
 func appendSegment(b []byte, ls []Layer) []byte {
 	var s segment
-	s.tags = s.tagBuf[:0]
 	for i := range ls {
 		l := &ls[i]
 		if l.Err != nil && !l.Short {
@@ -56,7 +55,10 @@ func appendSegment(b []byte, ls []Layer) []byte {
 		case ProtoNFLOG:
 			s.nflog = l.dl.(*NFLOG)
 		case ProtoVLAN, ProtoMPLS:
-			s.tags = append(s.tags, l)
+			if s.ntags < maxTags {
+				s.tags[s.ntags] = l
+				s.ntags++
+			}
 		case ProtoIPv4, ProtoIPv6, ProtoARP:
 			if s.net == nil {
 				s.net = l
@@ -106,7 +108,7 @@ func (s *segment) appendTags(b []byte) []byte {
 		b = append(b, ' ')
 	}
 	var last Proto
-	for _, t := range s.tags {
+	for _, t := range s.tags[:s.ntags] {
 		if t.Proto == last {
 			b = append(b, ',')
 		} else {
@@ -119,12 +121,12 @@ func (s *segment) appendTags(b []byte) []byte {
 		switch v := t.dl.(type) {
 		case *layers.Dot1Q:
 			b = strconv.AppendUint(b, uint64(v.VLANIdentifier), 10)
-		case *mplsLayer:
+		case *mplsEntry:
 			b = strconv.AppendUint(b, uint64(v.Label), 10)
 		}
 		last = t.Proto
 	}
-	if len(s.tags) > 0 {
+	if s.ntags > 0 {
 		b = append(b, ' ')
 	}
 	return b
