@@ -194,7 +194,11 @@ func (p *pcapngReader) enhancedPacket(body []byte) (Frame, bool, error) {
 	err = p.options(body[20+pad4(caplen):], func(code uint16, val []byte) error {
 		switch code {
 		case optComment:
-			fr.Comment = string(trimNUL(val))
+			// Several comments are kept, one per line.
+			if fr.Comment != "" {
+				fr.Comment += "\n"
+			}
+			fr.Comment += string(trimNUL(val))
 		case optEpbFlags:
 			if len(val) >= 4 {
 				switch p.order.Uint32(val) & 3 {

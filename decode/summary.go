@@ -37,6 +37,7 @@ type segment struct {
 	link, net, trans, app, tunnel *Layer
 	nflog                         *NFLOG
 	failed                        *Layer
+	ipTunnel                      Tunnel // an IP header (or its extension) that carries IP
 	tags                          [maxTags]*Layer // vlan and mpls, outer first
 	ntags                         int
 }
@@ -72,6 +73,9 @@ func appendSegment(b []byte, ls []Layer) []byte {
 		}
 		if l.Short && l.Err != nil {
 			s.failed = l
+		}
+		if upperTunnel[l.Tunnel] != "" {
+			s.ipTunnel = l.Tunnel
 		}
 	}
 	quoted := ls[0].Quoted
@@ -151,8 +155,8 @@ func (s *segment) appendLabel(b []byte) []byte {
 			}
 		}
 		return b
-	case s.net != nil && s.net.Tunnel != TunnelNone:
-		return append(b, upperTunnel[s.net.Tunnel]...)
+	case s.ipTunnel != TunnelNone:
+		return append(b, upperTunnel[s.ipTunnel]...)
 	case s.app != nil:
 		return append(b, upperProto[s.app.Proto]...)
 	case s.trans != nil:

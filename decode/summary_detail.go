@@ -11,7 +11,7 @@ func (s *segment) appendDetail(b []byte) []byte {
 	if s.app != nil {
 		return appendAppDetail(b, s.app)
 	}
-	if s.tunnel != nil || (s.net != nil && s.net.Tunnel != TunnelNone) {
+	if s.tunnel != nil || s.ipTunnel != TunnelNone {
 		return b
 	}
 	if s.trans != nil {

@@ -109,7 +109,7 @@ type insn struct {
 //
 // Unlike the kernel, decode accepts a ja that jumps backwards, as libpcap's
 // own bpf_filter does, because "protochain" needs it. Match bounds such loops
-// (see maxBackJumps).
+// (see backJumpSlack).
 func decode(raw []bpf.RawInstruction) ([]insn, error) {
 	if len(raw) == 0 || len(raw) > maxInsns {
 		return nil, fmt.Errorf("program has %d instructions, want 1 to %d", len(raw), maxInsns)

@@ -2,11 +2,14 @@ package filter
 
 import "encoding/binary"
 
-// maxBackJumps bounds the backward jumps one Match may take. libpcap's
-// protochain loop takes one per IPv6 extension header, and each header is at
-// least 8 bytes, so 32768 covers the largest packet; libpcap itself would
-// loop for ever on a program that needs more.
-const maxBackJumps = 1 << 15
+// Backward jumps: libpcap compiles "protochain" to a loop, a ja with a
+// negative k, which its own bpf_filter runs as is. Each turn of that loop
+// moves to a header at a new offset, a multiple of 4 inside the captured
+// bytes (or the packet is rejected on a load past the end, or the loop
+// never ends in libpcap either), so one loop turns fewer than len(data)/4+1
+// times. Match allows len(data)+backJumpSlack backward jumps in all, room for
+// four such loops, and then rejects the packet.
+const backJumpSlack = 16
 
 // Match reports whether the program accepts a packet: data is the captured
 // bytes and wireLen the packet's length on the wire (at least len(data) for a
@@ -16,13 +19,13 @@ const maxBackJumps = 1 << 15
 // Match follows the kernel and libpcap: a load beyond the captured bytes or a
 // division by zero ends the program and rejects the packet, and any non-zero
 // return value accepts it. Match never allocates and never panics, and it
-// always ends: a program that loops (only "protochain" does) is rejected after
-// maxBackJumps backward jumps.
+// always ends: a program that loops (only "protochain" does) is rejected
+// after len(data)+16 backward jumps.
 func (p *Program) Match(data []byte, wireLen int) bool {
 	var (
 		a, x  uint32
 		mem   [memWords]uint32
-		loops int
+		loops uint64 // backward jumps taken
 	)
 	n := uint64(len(data))
 	ins := p.ins
@@ -138,7 +141,7 @@ func (p *Program) Match(data []byte, wireLen int) bool {
 		case opJa:
 			k := int(int32(in.k)) // libpcap sign-extends: protochain loops back
 			if k < 0 {
-				if loops++; loops > maxBackJumps {
+				if loops++; loops > n+backJumpSlack {
 					return false
 				}
 			}

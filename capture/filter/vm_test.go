@@ -167,14 +167,17 @@ func TestMatchBackwardJump(t *testing.T) {
 		bpf.TXA{}, // 1: loop
 		aluK(bpf.ALUOpAdd, 1),
 		bpf.TAX{},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 1000, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 100, SkipTrue: 1},
 	), back(5), bpf.RawInstruction{Op: 0x16}) // ret a
 	p, err := newProgram(count)
 	if err != nil {
 		t.Fatalf("newProgram: %v", err)
 	}
-	if !p.Match(nil, 0) {
-		t.Errorf("counting loop rejected:\n%s", p)
+	if !p.Match(make([]byte, 100), 100) {
+		t.Errorf("counting loop of 100 turns rejected on 100 bytes:\n%s", p)
+	}
+	if p.Match(make([]byte, 50), 50) {
+		t.Errorf("counting loop of 100 turns accepted on 50 bytes:\n%s", p)
 	}
 
 	endless := append([]bpf.RawInstruction{back(1)}, assemble(t, bpf.RetConstant{Val: 1})...)
