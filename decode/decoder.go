@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/gopacket/gopacket"
@@ -30,6 +31,8 @@ type errUnsupportedLink capture.LinkType
 func (e errUnsupportedLink) Error() string {
 	return fmt.Sprintf("unsupported link type %d", uint32(e))
 }
+
+var errEmptyFrame = errors.New("empty frame: no bytes were captured")
 
 // SupportsLinkType says whether Decode understands a link type.
 func SupportsLinkType(lt capture.LinkType) bool {
@@ -72,6 +75,10 @@ func (d *Decoder) Decode(f capture.Frame) *Packet {
 	first := firstLayer(f.LinkType, f.Data)
 	if first == gopacket.LayerTypeZero {
 		p.Layers = append(p.Layers, Layer{Err: errUnsupportedLink(f.LinkType), Length: len(f.Data)})
+		return p
+	}
+	if len(f.Data) == 0 {
+		p.Layers = append(p.Layers, Layer{Proto: protoOf(first), Err: errEmptyFrame})
 		return p
 	}
 	data := f.Data

@@ -13,9 +13,14 @@ import (
 type jsonBuf struct {
 	b     []byte
 	comma bool
-	// inList is set while the innermost open container is a list of values
-	// (keys are then omitted).
-	inList []bool
+	// lists has bit i set when the container open at nesting depth i is a
+	// list of values (keys are then omitted); depth counts open containers.
+	lists uint64
+	depth uint
+}
+
+func (j *jsonBuf) reset() {
+	j.b, j.comma, j.lists, j.depth = j.b[:0], false, 0, 0
 }
 
 func (j *jsonBuf) sep() {
@@ -27,12 +32,29 @@ func (j *jsonBuf) sep() {
 
 func (j *jsonBuf) key(k string) {
 	j.sep()
-	if n := len(j.inList); n > 0 && j.inList[n-1] {
+	if j.depth > 0 && j.lists&(1<<(j.depth-1)) != 0 {
 		return
 	}
-	j.b = append(j.b, '"')
-	j.b = append(j.b, k...)
-	j.b = append(j.b, '"', ':')
+	j.b = append(append(append(j.b, '"'), k...), '"', ':')
+}
+
+func (j *jsonBuf) open(c byte, list bool) {
+	j.b = append(j.b, c)
+	j.comma = false
+	if j.depth < 64 {
+		if list {
+			j.lists |= 1 << j.depth
+		} else {
+			j.lists &^= 1 << j.depth
+		}
+	}
+	j.depth++
+}
+
+func (j *jsonBuf) close(c byte) {
+	j.b = append(j.b, c)
+	j.depth--
+	j.comma = true
 }
 
 // Str writes a string member.
@@ -92,38 +114,32 @@ func (j *jsonBuf) MAC(k string, v []byte) {
 // BeginList opens an array member.
 func (j *jsonBuf) BeginList(k string) {
 	j.key(k)
-	j.b = append(j.b, '[')
-	j.comma = false
-	j.inList = append(j.inList, true)
+	j.open('[', true)
 }
 
 // EndList closes an array.
-func (j *jsonBuf) EndList() {
-	j.b = append(j.b, ']')
-	j.inList = j.inList[:len(j.inList)-1]
-	j.comma = true
-}
+func (j *jsonBuf) EndList() { j.close(']') }
 
 // BeginObject opens an object inside a list.
 func (j *jsonBuf) BeginObject() {
 	j.sep()
-	j.b = append(j.b, '{')
-	j.comma = false
-	j.inList = append(j.inList, false)
+	j.open('{', false)
 }
 
 // EndObject closes an object.
-func (j *jsonBuf) EndObject() {
-	j.b = append(j.b, '}')
-	j.inList = j.inList[:len(j.inList)-1]
-	j.comma = true
-}
+func (j *jsonBuf) EndObject() { j.close('}') }
 
 // appendJSONString quotes text, from hooktrace or from a packet; invalid
 // UTF-8 becomes U+FFFD so the output is always valid JSON.
 func appendJSONString[T ~string | ~[]byte](b []byte, s T) []byte {
 	b = append(b, '"')
-	for i := 0; i < len(s); {
+	// Most text needs no escape: copy the plain prefix in one go.
+	i := 0
+	for i < len(s) && plainJSON[s[i]] {
+		i++
+	}
+	b = append(b, s[:i]...)
+	for i < len(s) {
 		c := s[i]
 		if c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' {
 			b = append(b, c)
@@ -147,6 +163,14 @@ func appendJSONString[T ~string | ~[]byte](b []byte, s T) []byte {
 	}
 	return append(b, '"')
 }
+
+// plainJSON marks the bytes that stand for themselves in a JSON string.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return
+}()
 
 func appendEscape(b []byte, c byte) []byte {
 	switch c {

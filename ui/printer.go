@@ -16,14 +16,13 @@ type PacketPrinter interface {
 	Packet(n uint64, p *decode.Packet) error
 }
 
-// jsonTime is RFC 3339 with all nine digits of nanoseconds.
-const jsonTime = "2006-01-02T15:04:05.000000000Z07:00"
 
 // NDJSON writes newline-delimited JSON records; the schema is in README.md.
 type NDJSON struct {
-	w   io.Writer
-	j   jsonBuf
-	sum []byte
+	w     io.Writer
+	j     jsonBuf
+	sum   []byte
+	clock stampCache
 }
 
 // NewNDJSON returns an NDJSON printer writing to w. Wrap w in a
@@ -35,14 +34,13 @@ func NewNDJSON(w io.Writer) *NDJSON {
 // Packet writes a {"type":"packet",...} record.
 func (p *NDJSON) Packet(n uint64, pkt *decode.Packet) error {
 	j := &p.j
-	j.b, j.comma, j.inList = append(j.b[:0], '{'), false, j.inList[:0]
+	j.reset()
+	j.open('{', false)
 	f := &pkt.Frame
 	j.Str("type", "packet")
 	j.Uint("n", n)
 	j.key("time")
-	j.b = append(j.b, '"')
-	j.b = f.Time.UTC().AppendFormat(j.b, jsonTime)
-	j.b = append(j.b, '"')
+	j.b = append(p.clock.appendRFC3339(append(j.b, '"'), f.Time), '"')
 	j.Str("iface", f.Iface)
 	if f.Ifindex != 0 {
 		j.Uint("ifindex", uint64(f.Ifindex))
@@ -62,7 +60,8 @@ func (p *NDJSON) Packet(n uint64, pkt *decode.Packet) error {
 	j.EndList()
 	p.sum = pkt.AppendSummary(p.sum[:0])
 	j.Text("summary", p.sum)
-	j.b = append(j.b, '}', '\n')
+	j.close('}')
+	j.b = append(j.b, '\n')
 	_, err := p.w.Write(j.b)
 	return err
 }
