@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/net/bpf"
@@ -12,86 +13,122 @@ const (
 	memWords = 16   // BPF_MEMWORDS, the scratch memory M[0..15]
 )
 
-// Raw classic BPF opcodes (struct bpf_insn code) that validate refers to by
-// name; the rest live in the decoding table.
-const (
-	opcodeRetK = 0x06 // BPF_RET|BPF_K
-)
-
 // opcode is the interpreter's dense numbering of the classic BPF
 // instructions, so that Match's switch compiles to a jump table.
 type opcode uint8
 
-// The instructions Match runs; each comment gives the raw opcode.
+// The instructions Match runs; opcodes gives their raw codes.
 const (
-	opLdAbsW opcode = iota // 0x20 ld [k]
-	opLdAbsH               // 0x28 ldh [k]
-	opLdAbsB               // 0x30 ldb [k]
-	opLdIndW               // 0x40 ld [x + k]
-	opLdIndH               // 0x48 ldh [x + k]
-	opLdIndB               // 0x50 ldb [x + k]
-	opLdLen                // 0x80 ld #pktlen
-	opLdImm                // 0x00 ld #k
-	opLdMem                // 0x60 ld M[k]
-	opLdxImm               // 0x01 ldx #k
-	opLdxMem               // 0x61 ldx M[k]
-	opLdxLen               // 0x81 ldx #pktlen
-	opLdxMsh               // 0xb1 ldxb 4*([k]&0xf)
-	opSt                   // 0x02 st M[k]
-	opStx                  // 0x03 stx M[k]
-	opAddK                 // 0x04
-	opSubK                 // 0x14
-	opMulK                 // 0x24
-	opDivK                 // 0x34
-	opOrK                  // 0x44
-	opAndK                 // 0x54
-	opLshK                 // 0x64
-	opRshK                 // 0x74
-	opNeg                  // 0x84
-	opModK                 // 0x94
-	opXorK                 // 0xa4
-	opAddX                 // 0x0c
-	opSubX                 // 0x1c
-	opMulX                 // 0x2c
-	opDivX                 // 0x3c
-	opOrX                  // 0x4c
-	opAndX                 // 0x5c
-	opLshX                 // 0x6c
-	opRshX                 // 0x7c
-	opModX                 // 0x9c
-	opXorX                 // 0xac
-	opJa                   // 0x05 ja k
-	opJeqK                 // 0x15
-	opJgtK                 // 0x25
-	opJgeK                 // 0x35
-	opJsetK                // 0x45
-	opJeqX                 // 0x1d
-	opJgtX                 // 0x2d
-	opJgeX                 // 0x3d
-	opJsetX                // 0x4d
-	opRetK                 // 0x06 ret #k
-	opRetA                 // 0x16 ret a
-	opTax                  // 0x07
-	opTxa                  // 0x87
+	opLdAbsW opcode = iota
+	opLdAbsH
+	opLdAbsB
+	opLdIndW
+	opLdIndH
+	opLdIndB
+	opLdLen
+	opLdImm
+	opLdMem
+	opLdxImm
+	opLdxMem
+	opLdxLen
+	opLdxMsh
+	opSt
+	opStx
+	opAddK
+	opSubK
+	opMulK
+	opDivK
+	opOrK
+	opAndK
+	opLshK
+	opRshK
+	opNeg
+	opModK
+	opXorK
+	opAddX
+	opSubX
+	opMulX
+	opDivX
+	opOrX
+	opAndX
+	opLshX
+	opRshX
+	opModX
+	opXorX
+	opJa
+	opJeqK
+	opJgtK
+	opJgeK
+	opJsetK
+	opJeqX
+	opJgtX
+	opJgeX
+	opJsetX
+	opRetK
+	opRetA
+	opTax
+	opTxa
 )
 
-// opcodes maps every raw opcode libpcap and the kernel accept to the
-// interpreter's opcode; anything missing is refused by decode.
-var opcodes = map[uint16]opcode{
-	0x20: opLdAbsW, 0x28: opLdAbsH, 0x30: opLdAbsB,
-	0x40: opLdIndW, 0x48: opLdIndH, 0x50: opLdIndB,
-	0x80: opLdLen, 0x00: opLdImm, 0x60: opLdMem,
-	0x01: opLdxImm, 0x61: opLdxMem, 0x81: opLdxLen, 0xb1: opLdxMsh,
-	0x02: opSt, 0x03: opStx,
-	0x04: opAddK, 0x14: opSubK, 0x24: opMulK, 0x34: opDivK, 0x44: opOrK,
-	0x54: opAndK, 0x64: opLshK, 0x74: opRshK, 0x84: opNeg, 0x94: opModK,
-	0xa4: opXorK,
-	0x0c: opAddX, 0x1c: opSubX, 0x2c: opMulX, 0x3c: opDivX, 0x4c: opOrX,
-	0x5c: opAndX, 0x6c: opLshX, 0x7c: opRshX, 0x9c: opModX, 0xac: opXorX,
-	0x05: opJa, 0x15: opJeqK, 0x25: opJgtK, 0x35: opJgeK, 0x45: opJsetK,
-	0x1d: opJeqX, 0x2d: opJgtX, 0x3d: opJgeX, 0x4d: opJsetX,
-	0x06: opRetK, 0x16: opRetA,
-	0x07: opTax, 0x87: opTxa,
+// opInfo is what the package knows of one raw opcode: the interpreter's
+// opcode, and the mnemonic and operand format libpcap's bpf_image prints.
+type opInfo struct {
+	op            opcode
+	name, operand string
+}
+
+// opcodes holds every raw opcode libpcap and the kernel accept; decode
+// refuses the others.
+var opcodes = map[uint16]opInfo{
+	0x20: {opLdAbsW, "ld", "[%d]"},
+	0x28: {opLdAbsH, "ldh", "[%d]"},
+	0x30: {opLdAbsB, "ldb", "[%d]"},
+	0x40: {opLdIndW, "ld", "[x + %d]"},
+	0x48: {opLdIndH, "ldh", "[x + %d]"},
+	0x50: {opLdIndB, "ldb", "[x + %d]"},
+	0x80: {opLdLen, "ld", "#pktlen"},
+	0x00: {opLdImm, "ld", "#0x%x"},
+	0x60: {opLdMem, "ld", "M[%d]"},
+	0x01: {opLdxImm, "ldx", "#0x%x"},
+	0x61: {opLdxMem, "ldx", "M[%d]"},
+	0x81: {opLdxLen, "ldx", "#pktlen"},
+	0xb1: {opLdxMsh, "ldxb", "4*([%d]&0xf)"},
+	0x02: {opSt, "st", "M[%d]"},
+	0x03: {opStx, "stx", "M[%d]"},
+	0x04: {opAddK, "add", "#%d"},
+	0x14: {opSubK, "sub", "#%d"},
+	0x24: {opMulK, "mul", "#%d"},
+	0x34: {opDivK, "div", "#%d"},
+	0x44: {opOrK, "or", "#0x%x"},
+	0x54: {opAndK, "and", "#0x%x"},
+	0x64: {opLshK, "lsh", "#%d"},
+	0x74: {opRshK, "rsh", "#%d"},
+	0x84: {opNeg, "neg", ""},
+	0x94: {opModK, "mod", "#%d"},
+	0xa4: {opXorK, "xor", "#0x%x"},
+	0x0c: {opAddX, "add", "x"},
+	0x1c: {opSubX, "sub", "x"},
+	0x2c: {opMulX, "mul", "x"},
+	0x3c: {opDivX, "div", "x"},
+	0x4c: {opOrX, "or", "x"},
+	0x5c: {opAndX, "and", "x"},
+	0x6c: {opLshX, "lsh", "x"},
+	0x7c: {opRshX, "rsh", "x"},
+	0x9c: {opModX, "mod", "x"},
+	0xac: {opXorX, "xor", "x"},
+	0x05: {opJa, "ja", "%d"},
+	0x15: {opJeqK, "jeq", "#0x%x"},
+	0x25: {opJgtK, "jgt", "#0x%x"},
+	0x35: {opJgeK, "jge", "#0x%x"},
+	0x45: {opJsetK, "jset", "#0x%x"},
+	0x1d: {opJeqX, "jeq", "x"},
+	0x2d: {opJgtX, "jgt", "x"},
+	0x3d: {opJgeX, "jge", "x"},
+	0x4d: {opJsetX, "jset", "x"},
+	0x06: {opRetK, "ret", "#%d"},
+	0x16: {opRetA, "ret", ""},
+	0x07: {opTax, "tax", ""},
+	0x87: {opTxa, "txa", ""},
 }
 
 // insn is one decoded instruction; jt and jf are relative, as in raw BPF.
@@ -116,14 +153,14 @@ func decode(raw []bpf.RawInstruction) ([]insn, error) {
 	}
 	ins := make([]insn, len(raw))
 	for pc, ri := range raw {
-		op, ok := opcodes[ri.Op]
+		info, ok := opcodes[ri.Op]
 		if !ok {
 			return nil, fmt.Errorf("instruction %d: unknown opcode %#x", pc, ri.Op)
 		}
-		if err := checkInsn(op, ri, pc, len(raw)); err != nil {
+		if err := checkInsn(info.op, ri, pc, len(raw)); err != nil {
 			return nil, fmt.Errorf("instruction %d (%s): %w", pc, image(ri, pc), err)
 		}
-		ins[pc] = insn{op: op, jt: ri.Jt, jf: ri.Jf, k: ri.K}
+		ins[pc] = insn{op: info.op, jt: ri.Jt, jf: ri.Jf, k: ri.K}
 	}
 	if last := ins[len(ins)-1].op; last != opRetK && last != opRetA {
 		return nil, fmt.Errorf("program ends with %s, not a ret", image(raw[len(raw)-1], len(raw)-1))
@@ -140,7 +177,7 @@ func checkInsn(op opcode, ri bpf.RawInstruction, pc, n int) error {
 		}
 	case opDivK, opModK:
 		if ri.K == 0 {
-			return fmt.Errorf("division by constant zero")
+			return errors.New("division by constant zero")
 		}
 	case opLshK, opRshK:
 		if ri.K >= 32 {
@@ -151,12 +188,12 @@ func checkInsn(op opcode, ri bpf.RawInstruction, pc, n int) error {
 		// backward ja, and its bpf_filter sign-extends k. The kernel
 		// refuses such programs.
 		if to := int64(pc) + 1 + int64(int32(ri.K)); to < 0 || to >= int64(n) {
-			return fmt.Errorf("jump outside the program")
+			return errors.New("jump outside the program")
 		}
 	case opJeqK, opJgtK, opJgeK, opJsetK, opJeqX, opJgtX, opJgeX, opJsetX:
 		left := uint64(n - pc - 1) // instructions after this one
 		if uint64(ri.Jt) >= left || uint64(ri.Jf) >= left {
-			return fmt.Errorf("jump past the end of the program")
+			return errors.New("jump past the end of the program")
 		}
 	}
 	return nil
