@@ -9,51 +9,34 @@ import (
 
 // jsonBuf appends JSON to a byte slice. It implements decode.FieldWriter
 // so layers write their fields straight into the output line, and tracks
-// whether a comma is due before the next member.
+// whether a comma is due before the next member. Values inside a list are
+// written with an empty key.
 type jsonBuf struct {
 	b     []byte
 	comma bool
-	// lists has bit i set when the container open at nesting depth i is a
-	// list of values (keys are then omitted); depth counts open containers.
-	lists uint64
-	depth uint
 }
 
 func (j *jsonBuf) reset() {
-	j.b, j.comma, j.lists, j.depth = j.b[:0], false, 0, 0
+	j.b, j.comma = j.b[:0], false
 }
 
-func (j *jsonBuf) sep() {
+func (j *jsonBuf) key(k string) {
 	if j.comma {
 		j.b = append(j.b, ',')
 	}
 	j.comma = true
-}
-
-func (j *jsonBuf) key(k string) {
-	j.sep()
-	if j.depth > 0 && j.lists&(1<<(j.depth-1)) != 0 {
-		return
+	if k != "" {
+		j.b = append(append(append(j.b, '"'), k...), '"', ':')
 	}
-	j.b = append(append(append(j.b, '"'), k...), '"', ':')
 }
 
-func (j *jsonBuf) open(c byte, list bool) {
+func (j *jsonBuf) open(c byte) {
 	j.b = append(j.b, c)
 	j.comma = false
-	if j.depth < 64 {
-		if list {
-			j.lists |= 1 << j.depth
-		} else {
-			j.lists &^= 1 << j.depth
-		}
-	}
-	j.depth++
 }
 
 func (j *jsonBuf) close(c byte) {
 	j.b = append(j.b, c)
-	j.depth--
 	j.comma = true
 }
 
@@ -72,7 +55,19 @@ func (j *jsonBuf) Text(k string, v []byte) {
 // Uint writes a number member.
 func (j *jsonBuf) Uint(k string, v uint64) {
 	j.key(k)
-	j.b = strconv.AppendUint(j.b, v, 10)
+	j.b = appendUint(j.b, v)
+}
+
+// appendUint is strconv.AppendUint with the small values most fields
+// hold written inline.
+func appendUint(b []byte, v uint64) []byte {
+	switch {
+	case v < 10:
+		return append(b, byte('0'+v))
+	case v < 100:
+		return append(b, byte('0'+v/10), byte('0'+v%10))
+	}
+	return strconv.AppendUint(b, v, 10)
 }
 
 // Int writes a signed number member.
@@ -114,7 +109,7 @@ func (j *jsonBuf) MAC(k string, v []byte) {
 // BeginList opens an array member.
 func (j *jsonBuf) BeginList(k string) {
 	j.key(k)
-	j.open('[', true)
+	j.open('[')
 }
 
 // EndList closes an array.
@@ -122,8 +117,8 @@ func (j *jsonBuf) EndList() { j.close(']') }
 
 // BeginObject opens an object inside a list.
 func (j *jsonBuf) BeginObject() {
-	j.sep()
-	j.open('{', false)
+	j.key("")
+	j.open('{')
 }
 
 // EndObject closes an object.

@@ -35,7 +35,7 @@ func NewNDJSON(w io.Writer) *NDJSON {
 func (p *NDJSON) Packet(n uint64, pkt *decode.Packet) error {
 	j := &p.j
 	j.reset()
-	j.open('{', false)
+	j.open('{')
 	f := &pkt.Frame
 	j.Str("type", "packet")
 	j.Uint("n", n)
