@@ -218,6 +218,13 @@ func (lv *level) decode(p *Packet, frame, data []byte, first gopacket.LayerType,
 			}
 		}
 		p.Layers = append(p.Layers, l)
+		if t == layers.LayerTypeIPv6 && lv.ip6.HopByHop != nil {
+			// gopacket decodes a hop-by-hop header inside IPv6; show it as
+			// the layer it is.
+			h := Layer{Proto: ProtoIPv6Hop, Depth: depth, Quoted: quoted, dl: lv.ip6.HopByHop}
+			h.Offset, h.Length = span(frame, lv.ip6.HopByHop)
+			p.Layers = append(p.Layers, h)
+		}
 	}
 	if _, ok := err.(gopacket.UnsupportedLayerType); ok || err == nil {
 		// Decoding ends normally at an undecoded payload, or goes on
@@ -258,7 +265,7 @@ type partialLayer interface{ partialState() *partial }
 func (p *partial) partialState() *partial { return p }
 
 // span locates a decoded header inside the frame.
-func span(frame []byte, dl gopacket.DecodingLayer) (off, n int) {
+func span(frame []byte, dl any) (off, n int) {
 	if c, ok := dl.(interface{ LayerContents() []byte }); ok {
 		b := c.LayerContents()
 		if cap(b) == 0 {
@@ -296,7 +303,9 @@ func protoOf(t gopacket.LayerType) Proto {
 		return ProtoIPv6Frag
 	case layers.LayerTypeIPv6Destination:
 		return ProtoIPv6Opts
-	case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing:
+	case layers.LayerTypeIPv6HopByHop:
+		return ProtoIPv6Hop
+	case layers.LayerTypeIPv6Routing:
 		return ProtoIPv6Ext
 	case layers.LayerTypeICMPv4:
 		return ProtoICMP

@@ -67,6 +67,9 @@ func (l *Layer) WriteFields(w FieldWriter) {
 		w.Uint("next", uint64(v.NextHeader))
 		w.Uint("flow", uint64(v.FlowLabel))
 		w.Uint("plen", uint64(v.Length))
+	case *layers.IPv6HopByHop:
+		w.Uint("next", uint64(v.NextHeader))
+		w.Uint("options", uint64(len(v.Options)))
 	case *ipv6FragLayer:
 		w.Uint("id", uint64(v.Identification))
 		w.Uint("offset", uint64(v.FragmentOffset)*8)

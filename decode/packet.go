@@ -23,7 +23,7 @@ type Layer struct {
 	Offset, Length int
 	// Short is set when only the leading fields of the header were present.
 	Short  bool
-	dl     gopacket.DecodingLayer
+	dl     any                    // the decoded header: a gopacket layer or one of ours
 	detail gopacket.DecodingLayer // the body of an ICMPv6 message, if decoded
 }
 

@@ -20,6 +20,7 @@ const (
 	ProtoMPLS
 	ProtoIPv4
 	ProtoIPv6
+	ProtoIPv6Hop
 	ProtoIPv6Frag
 	ProtoIPv6Opts
 	ProtoIPv6Ext
@@ -50,6 +51,7 @@ var protoNames = [protoCount]string{
 	ProtoMPLS:      "mpls",
 	ProtoIPv4:      "ipv4",
 	ProtoIPv6:      "ipv6",
+	ProtoIPv6Hop:   "ipv6-hop",
 	ProtoIPv6Frag:  "ipv6-frag",
 	ProtoIPv6Opts:  "ipv6-opts",
 	ProtoIPv6Ext:   "ipv6-ext",

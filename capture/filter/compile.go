@@ -2,7 +2,9 @@ package filter
 
 /*
 #cgo LDFLAGS: -lpcap
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <pcap/pcap.h>
 
 // hooktrace_dlt turns a LINKTYPE_ value, as capture files store it, into the
@@ -19,6 +21,38 @@ static int hooktrace_dlt(int linktype) {
 	case 106: return DLT_ATM_CLIP;
 	}
 	return linktype;
+}
+
+// hooktrace_open_file returns a handle that compiles as for a capture file
+// of the given LINKTYPE_, as `tcpdump -r` does: libpcap then accepts every
+// BSD value of AF_INET6 in loopback headers, where a handle from
+// pcap_open_dead (a live capture on this host) accepts only Linux's. The
+// 24-byte file header is read from memory at once; buf is freed by the
+// caller after pcap_close.
+static pcap_t *hooktrace_open_file(int linktype, int snaplen, unsigned char *buf, char *errbuf) {
+	unsigned int magic = 0xa1b2c3d4;
+	unsigned short major = 2, minor = 4;
+	unsigned int zero = 0, snap = (unsigned int)snaplen, lt = (unsigned int)linktype;
+	if (lt == 12 || lt == 14) {
+		lt = 101; // DLT_RAW values that files store as LINKTYPE_RAW
+	}
+	memcpy(buf, &magic, 4);
+	memcpy(buf + 4, &major, 2);
+	memcpy(buf + 6, &minor, 2);
+	memcpy(buf + 8, &zero, 4);
+	memcpy(buf + 12, &zero, 4);
+	memcpy(buf + 16, &snap, 4);
+	memcpy(buf + 20, &lt, 4);
+	FILE *f = fmemopen(buf, 24, "rb");
+	if (f == NULL) {
+		snprintf(errbuf, PCAP_ERRBUF_SIZE, "fmemopen failed");
+		return NULL;
+	}
+	pcap_t *p = pcap_fopen_offline(f, errbuf);
+	if (p == NULL) {
+		fclose(f);
+	}
+	return p;
 }
 */
 import "C"
@@ -37,9 +71,9 @@ import (
 // before 1.8.
 var compileMu sync.Mutex
 
-// Compile compiles a tcpdump filter expression for packets of the given link
-// type, a LINKTYPE_ value as capture files store it (capture.LinkType), with
-// libpcap (optimised, netmask unknown, so "ip broadcast"
+// Compile compiles a tcpdump filter expression for packets of a capture
+// file, exactly as `tcpdump -r` does, for the given link type: a LINKTYPE_
+// value as capture files store it (capture.LinkType). It uses libpcap (optimised, netmask unknown, so "ip broadcast"
 // is refused). The program's accept value is snaplen; snaplen <= 0 or above
 // 262144 means 262144, as in tcpdump.
 //
@@ -58,7 +92,31 @@ func Compile(expr string, linkType int, snaplen int) (*Program, error) {
 	if linkType < 0 || linkType > math.MaxInt32 {
 		return nil, &SyntaxError{Expr: expr, Msg: fmt.Sprintf("link type %d out of range", linkType)}
 	}
-	raw, err := pcapCompile(expr, linkType, snaplen)
+	return compile(expr, linkType, snaplen, true)
+}
+
+// CompileLive compiles an expression for a live capture on this host, as
+// `tcpdump -i` does, for attaching to a socket in the kernel. It differs
+// from Compile only where libpcap's code depends on the capturing host,
+// such as the address family values of loopback headers.
+func CompileLive(expr string, linkType int, snaplen int) (*Program, error) {
+	if snaplen <= 0 || snaplen > maxSnaplen {
+		snaplen = maxSnaplen
+	}
+	if strings.TrimSpace(expr) == "" {
+		return acceptAll(snaplen), nil
+	}
+	if strings.IndexByte(expr, 0) >= 0 {
+		return nil, &SyntaxError{Expr: expr, Msg: "expression contains a NUL byte"}
+	}
+	if linkType < 0 || linkType > math.MaxInt32 {
+		return nil, &SyntaxError{Expr: expr, Msg: fmt.Sprintf("link type %d out of range", linkType)}
+	}
+	return compile(expr, linkType, snaplen, false)
+}
+
+func compile(expr string, linkType, snaplen int, offline bool) (*Program, error) {
+	raw, err := pcapCompile(expr, linkType, snaplen, offline)
 	if err != nil {
 		return nil, err
 	}
@@ -71,16 +129,28 @@ func Compile(expr string, linkType int, snaplen int) (*Program, error) {
 
 // pcapCompile runs pcap_compile on a dead handle for linkType and returns a
 // copy of the program.
-func pcapCompile(expr string, linkType, snaplen int) ([]bpf.RawInstruction, error) {
+func pcapCompile(expr string, linkType, snaplen int, offline bool) ([]bpf.RawInstruction, error) {
 	cexpr := C.CString(expr)
 	defer C.free(unsafe.Pointer(cexpr))
 
 	compileMu.Lock()
 	defer compileMu.Unlock()
 
-	p := C.pcap_open_dead(C.hooktrace_dlt(C.int(linkType)), C.int(snaplen))
-	if p == nil {
-		return nil, fmt.Errorf("filter expression %q: open a libpcap handle for link type %d: pcap_open_dead failed", expr, linkType)
+	var p *C.pcap_t
+	if offline {
+		buf := (*C.uchar)(C.malloc(24))
+		defer C.free(unsafe.Pointer(buf))
+		errbuf := (*C.char)(C.malloc(C.PCAP_ERRBUF_SIZE))
+		defer C.free(unsafe.Pointer(errbuf))
+		p = C.hooktrace_open_file(C.int(linkType), C.int(snaplen), buf, errbuf)
+		if p == nil {
+			return nil, &SyntaxError{Expr: expr, Msg: fmt.Sprintf("link type %d: %s", linkType, oneLine(C.GoString(errbuf)))}
+		}
+	} else {
+		p = C.pcap_open_dead(C.hooktrace_dlt(C.int(linkType)), C.int(snaplen))
+		if p == nil {
+			return nil, fmt.Errorf("filter expression %q: open a libpcap handle for link type %d: pcap_open_dead failed", expr, linkType)
+		}
 	}
 	defer C.pcap_close(p)
 
