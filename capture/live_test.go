@@ -1,0 +1,196 @@
+package capture_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/decode"
+	nstest "github.com/hooktrace/hooktrace/fixtures/netns"
+)
+
+// seen is one captured frame, as the tests compare it.
+type seen struct {
+	where   string // netns/iface dir
+	summary string
+}
+
+// collector drains a Live capture in the background.
+type collector struct {
+	live   *capture.Live
+	mu     sync.Mutex
+	frames []seen
+	done   chan struct{}
+}
+
+func startCapture(t *testing.T, opts capture.LiveOptions) *collector {
+	t.Helper()
+	var notices []string
+	var nmu sync.Mutex
+	opts.Notify = func(s string) { nmu.Lock(); notices = append(notices, s); nmu.Unlock() }
+	live, err := capture.StartLive(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("start capture: %v", err)
+	}
+	c := &collector{live: live, done: make(chan struct{})}
+	t.Cleanup(func() {
+		live.Close()
+		<-c.done
+		nmu.Lock()
+		defer nmu.Unlock()
+		t.Logf("notices: %q", notices)
+	})
+	go func() {
+		defer close(c.done)
+		dec := decode.NewDecoder()
+		for {
+			f, err := live.Next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			s := seen{where: f.Netns + "/" + f.Iface + " " + f.Dir.String(), summary: string(dec.Decode(f).AppendSummary(nil))}
+			c.mu.Lock()
+			c.frames = append(c.frames, s)
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+// stop ends the capture and returns every frame.
+func (c *collector) stop() []seen {
+	c.live.Stop()
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.frames
+}
+
+// count tallies frames whose summary contains every part, by place.
+func count(frames []seen, parts ...string) map[string]int {
+	m := map[string]int{}
+next:
+	for _, f := range frames {
+		for _, p := range parts {
+			// A part starting with ^ must begin the summary.
+			if prefix, ok := strings.CutPrefix(p, "^"); ok && !strings.HasPrefix(f.summary, prefix) ||
+				!ok && !strings.Contains(f.summary, p) {
+				continue next
+			}
+		}
+		m[f.where]++
+	}
+	return m
+}
+
+func expect(t *testing.T, frames []seen, want map[string]int, parts ...string) {
+	t.Helper()
+	if got := count(frames, parts...); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%q: got %v, want %v", parts, got, want)
+	}
+}
+
+func ping(t *testing.T, ns, dst string, n int) {
+	t.Helper()
+	nstest.Run(t, "ip", "netns", "exec", ns, "ping", "-c", fmt.Sprint(n), "-i", "0.2", "-W", "2", dst)
+}
+
+func TestLiveBridgeOfThreeNamespaces(t *testing.T) {
+	nstest.RequireRoot(t)
+	br := nstest.New(t, "hxtbr")
+	nstest.Run(t, "ip", "-n", br, "link", "add", "br0", "type", "bridge")
+	nstest.Run(t, "ip", "-n", br, "link", "set", "br0", "up")
+	var hosts []string
+	for i := 1; i <= 3; i++ {
+		h := nstest.New(t, fmt.Sprintf("hxth%d", i))
+		hosts = append(hosts, h)
+		port := fmt.Sprintf("p%d", i)
+		nstest.Veth(t, h, "eth0", fmt.Sprintf("10.79.0.%d/24", i), br, port, "")
+		nstest.Run(t, "ip", "-n", br, "link", "set", port, "master", "br0")
+	}
+	nss, err := capture.NamespaceSpec(strings.Join(append([]string{br}, hosts...), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCapture(t, capture.LiveOptions{Namespaces: nss, Filter: "icmp"})
+	ping(t, hosts[0], "10.79.0.3", 2)
+	frames := c.stop()
+	expect(t, frames, map[string]int{
+		hosts[0] + "/eth0 out": 2, br + "/p1 in": 2, br + "/p3 out": 2, hosts[2] + "/eth0 in": 2,
+	}, "echo request", "10.79.0.1 > 10.79.0.3")
+	for _, f := range frames {
+		if strings.HasPrefix(f.where, hosts[1]+"/") || strings.HasPrefix(f.where, br+"/p2") {
+			t.Errorf("unicast seen on the third host's path: %v", f)
+		}
+	}
+}
+
+func TestLiveVXLANSeenOuterAndInner(t *testing.T) {
+	nstest.RequireRoot(t)
+	a, b := nstest.New(t, "hxtxa"), nstest.New(t, "hxtxb")
+	nstest.Veth(t, a, "u1", "10.80.0.1/24", b, "u2", "10.80.0.2/24")
+	for _, side := range []struct{ ns, local, remote, addr string }{{a, "10.80.0.1", "10.80.0.2", "10.42.0.1/24"}, {b, "10.80.0.2", "10.80.0.1", "10.42.0.2/24"}} {
+		nstest.Run(t, "ip", "-n", side.ns, "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "4789",
+			"local", side.local, "remote", side.remote)
+		nstest.Run(t, "ip", "-n", side.ns, "addr", "add", side.addr, "dev", "vx0")
+		nstest.Run(t, "ip", "-n", side.ns, "link", "set", "vx0", "up")
+	}
+	nss, err := capture.NamespaceSpec(a + "," + b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCapture(t, capture.LiveOptions{Namespaces: nss})
+	ping(t, a, "10.42.0.2", 2)
+	frames := c.stop()
+	// The same inner echo request: encapsulated on both underlay ends, plain
+	// on both vxlan devices.
+	expect(t, frames, map[string]int{a + "/vx0 out": 2, b + "/vx0 in": 2}, "^ICMP 10.42.0.1 > 10.42.0.2 echo request")
+	expect(t, frames, map[string]int{a + "/u1 out": 2, b + "/u2 in": 2}, "VXLAN vni 42 10.80.0.1:", "> 10.80.0.2:4789 | ICMP 10.42.0.1 > 10.42.0.2 echo request")
+}
+
+func TestLiveNamespacesComeAndGo(t *testing.T) {
+	nstest.RequireRoot(t)
+	first := nstest.New(t, "hxtw")
+	nss, err := capture.NamespaceSpec("all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCapture(t, capture.LiveOptions{Namespaces: nss, WatchNamespaces: true, Filter: "icmp and net 10.81.0.0/24"})
+	// A namespace pair created after the capture started is picked up.
+	late := nstest.New(t, "hxtl")
+	nstest.Veth(t, first, "wa", "10.81.0.1/24", late, "wb", "10.81.0.2/24")
+	deadline := time.Now().Add(10 * time.Second)
+	for !captured(c.live, late, "wb") {
+		if time.Now().After(deadline) {
+			t.Fatalf("namespace %s not captured after 10 s: %+v", late, c.live.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ping(t, first, "10.81.0.2", 1)
+	// A namespace that vanishes is closed; capture elsewhere goes on.
+	nstest.Delete(t, late)
+	for captured(c.live, late, "wb") {
+		if time.Now().After(deadline) {
+			t.Fatalf("namespace %s still captured after it was deleted", late)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	frames := c.stop()
+	expect(t, frames, map[string]int{first + "/wa out": 1, late + "/wb in": 1}, "ICMP 10.81.0.1 > 10.81.0.2 echo request")
+}
+
+// captured says whether an interface is being captured now.
+func captured(l *capture.Live, ns, iface string) bool {
+	for _, s := range l.Stats() {
+		if s.Netns == ns && s.Iface == iface && s.Open {
+			return true
+		}
+	}
+	return false
+}
