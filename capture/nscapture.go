@@ -121,7 +121,7 @@ func (nc *nsCapture) start(ctx context.Context, initial bool) error {
 	updates := make(chan netlink.LinkUpdate, 64)
 	handle := nc.handle
 	err = netlink.LinkSubscribeWithOptions(updates, nc.done, netlink.LinkSubscribeOptions{
-		Namespace:     &handle,
+		Namespace: &handle,
 		ErrorCallback: func(err error) {
 			select {
 			case <-nc.done: // the watch was closed on purpose

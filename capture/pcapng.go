@@ -1,9 +1,11 @@
 package capture
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"strings"
 	"time"
 )
 
@@ -36,6 +38,7 @@ type ngInterface struct {
 	linkType LinkType
 	snaplen  uint32
 	name     string
+	netns    string
 	// Timestamps count units of 10^-exp seconds, or 2^-exp when pow2.
 	exp      uint8
 	pow2     bool
@@ -47,6 +50,9 @@ type pcapngReader struct {
 	order  binary.ByteOrder
 	ifaces []ngInterface
 	types  []LinkType
+	// byHooktrace is set for sections hooktrace wrote: their interface
+	// names are "NETNS/IFACE" (Linux names never contain '/').
+	byHooktrace bool
 }
 
 func newPcapngReader(f *File) (*pcapngReader, error) {
@@ -125,10 +131,22 @@ func (p *pcapngReader) readSection(f *File, start int64, h []byte) error {
 	if blen < 28 || blen%4 != 0 || blen > maxRecordSize {
 		return &FormatError{Path: f.path, Offset: start, Msg: fmt.Sprintf("pcapng section header has invalid length %d", blen)}
 	}
-	if _, err := f.read(int(blen)-12, "section header"); err != nil {
+	rest, err := f.read(int(blen)-12, "section header")
+	if err != nil {
 		return err
 	}
 	p.ifaces = p.ifaces[:0]
+	p.byHooktrace = false
+	if len(rest) >= 16 {
+		// Options follow the version and section length; the block ends
+		// with its length again.
+		p.options(rest[12:len(rest)-4], func(code uint16, val []byte) error {
+			if code == optShbUserAppl && bytes.HasPrefix(val, []byte("hooktrace")) {
+				p.byHooktrace = true
+			}
+			return nil
+		})
+	}
 	return nil
 }
 
@@ -163,6 +181,11 @@ func (p *pcapngReader) readInterface(body []byte) error {
 	})
 	if err != nil {
 		return err
+	}
+	if p.byHooktrace {
+		if ns, name, ok := strings.Cut(ifc.name, "/"); ok {
+			ifc.netns, ifc.name = ns, name
+		}
 	}
 	p.ifaces = append(p.ifaces, ifc)
 	p.types = append(p.types, ifc.linkType)
@@ -258,6 +281,7 @@ func (p *pcapngReader) frame(ifc *ngInterface, ts uint64, data []byte, wirelen u
 	fr := Frame{
 		Time:     ifc.time(ts),
 		Iface:    ifc.name,
+		Netns:    ifc.netns,
 		LinkType: ifc.linkType,
 		Len:      int(wirelen),
 		Data:     data,

@@ -27,10 +27,11 @@ type socketCounters struct {
 // so hooktrace opens a socket per direction and lets a kernel filter
 // split them by packet type.
 type socket struct {
-	iface    *ifaceCapture
-	dir      Direction
-	tp       *afpacket.TPacket
-	counters socketCounters
+	iface        *ifaceCapture
+	dir          Direction
+	blockTimeout time.Duration
+	tp           *afpacket.TPacket
+	counters     socketCounters
 }
 
 // SKF_AD_PKTTYPE: the ancillary load of a packet's type in classic BPF.
@@ -91,7 +92,7 @@ func openSocket(ic *ifaceCapture, dir Direction, opts *LiveOptions) (*socket, er
 			return nil, fmt.Errorf("promiscuous mode on %s: %w", ic.label(), err)
 		}
 	}
-	return &socket{iface: ic, dir: dir, tp: tp}, nil
+	return &socket{iface: ic, dir: dir, tp: tp, blockTimeout: opts.BlockTimeout}, nil
 }
 
 // pollTimeout bounds how long a reader waits in poll before it looks
@@ -208,15 +209,26 @@ func (s *socket) read(pool *batchPool, stop <-chan struct{}) {
 		s.updateKernelStats()
 	}()
 	lastStats := time.Now()
-	var first time.Time // capture time of the current batch's first frame
+	var first time.Time    // capture time of the current batch's first frame
+	var deadline time.Time // once stopped: read what the kernel still holds until then
 	for {
-		select {
-		case <-stop:
+		if deadline.IsZero() {
+			select {
+			case <-stop:
+				// A partly filled ring block reaches user space only when
+				// the kernel retires it, within the block timeout: read on
+				// until then so every packet captured before the stop is kept.
+				deadline = time.Now().Add(s.blockTimeout + 10*time.Millisecond)
+			default:
+			}
+		} else if time.Now().After(deadline) {
 			return
-		default:
 		}
 		data, ci, err := s.tp.ZeroCopyReadPacketData()
 		if errors.Is(err, afpacket.ErrTimeout) {
+			if !deadline.IsZero() && time.Now().After(deadline) {
+				return // the ring is empty and every block was retired
+			}
 			flush()
 			if time.Since(lastStats) > time.Second {
 				s.updateKernelStats()

@@ -1,6 +1,7 @@
-// Command hooktrace shows where a packet went and why it stopped: it reads
+// Command hooktrace shows where a packet went and why it stopped: it
+// captures live across interfaces and network namespaces or reads
 // captures, decodes every encapsulation layer and prints each packet as
-// text or NDJSON.
+// text or NDJSON, or writes pcapng.
 package main
 
 import (
@@ -13,28 +14,46 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/hooktrace/hooktrace/capture"
 )
 
 // Exit codes.
 const (
 	exitOK    = 0
 	exitError = 1 // the input could not be read to its end
-	exitUsage = 2 // bad flags or filter expression
+	exitUsage = 2 // bad flags, filter expression, privileges or names
 )
 
 // options is what the command line asked for.
 type options struct {
-	readFile string
-	count    uint64
-	json     bool
-	print    bool
-	filter   string
+	readFile     string
+	writeFile    string
+	ifaces       []string
+	netns        string
+	count        uint64
+	duration     time.Duration
+	json         bool
+	print        bool
+	filter       string
+	snaplen      int
+	ringBytes    int
+	blockTimeout time.Duration
+	promisc      bool
+	readyFile    string
 }
 
-// usageError is a mistake on the command line: exit 2.
-type usageError struct{ msg string }
+// usageError is a mistake on the command line, or a request that cannot
+// be met as asked (a missing interface or privilege): exit 2.
+type usageError struct{ err error }
 
-func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...)}
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -53,12 +72,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hooktrace: %v\n", err)
 		return exitUsage
 	}
-	err = replay(ctx, opts, stdout, stderr)
+	if opts.readFile != "" {
+		err = replay(ctx, opts, stdout, stderr)
+	} else {
+		err = captureLive(ctx, opts, stdout, stderr)
+	}
 	var ue *usageError
+	var pe *capture.PrivilegeError
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &pe):
 		fmt.Fprintf(stderr, "hooktrace: %v\n", err)
 		return exitUsage
 	default:
@@ -67,28 +91,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// stringList is a flag that may be repeated.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
 func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	var o options
+	var ifaces stringList
 	fs := flag.NewFlagSet("hooktrace", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.readFile, "r", "", "read packets from `FILE` (pcap or pcapng, optionally gzip-compressed; - for standard input)")
-	fs.Uint64Var(&o.count, "c", 0, "stop after `N` packets have been printed")
+	fs.StringVar(&o.writeFile, "w", "", "write captured packets to `FILE` as pcapng (with --print or --json, also print them)")
+	fs.Var(&ifaces, "i", "capture on `IFACE`; repeat for several; any (the default) captures every interface")
+	fs.StringVar(&o.netns, "netns", "", "capture in network namespace `NS`: a name under /run/netns, a path such as /proc/PID/ns/net, pid:N, or all; several separated by commas")
+	fs.Uint64Var(&o.count, "c", 0, "stop after `N` packets")
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (e.g. 30s)")
 	fs.Bool("n", true, "do not resolve addresses (always the case; accepted for tcpdump habits)")
 	fs.BoolVar(&o.json, "json", false, "print NDJSON records, one per line (schema in README.md)")
 	fs.BoolVar(&o.print, "print", false, "print one text line per packet (the default when stdout is not a terminal)")
+	fs.IntVar(&o.snaplen, "s", 262144, "keep at most `BYTES` of each packet")
+	fs.IntVar(&o.ringBytes, "ring-size", 4<<20, "kernel ring `BYTES` per capture socket (two sockets per interface, one per direction)")
+	fs.DurationVar(&o.blockTimeout, "block-timeout", 10*time.Millisecond, "how long the kernel may hold a partly filled ring block")
+	fs.BoolVar(&o.promisc, "promisc", false, "put interfaces in promiscuous mode")
+	fs.StringVar(&o.readyFile, "ready-file", "", "create `FILE` once capture has started (for scripts and tests)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: hooktrace -r FILE [--json|--print] [-c N] [FILTER EXPRESSION]\n\n")
+		fmt.Fprintf(stderr, "usage: hooktrace [-i IFACE]... [--netns NS] [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n"+
+			"       hooktrace -r FILE [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	o.ifaces = ifaces
 	o.filter = strings.Join(fs.Args(), " ")
 	if o.json && o.print {
 		return nil, errors.New("--json and --print exclude each other")
 	}
-	if o.readFile == "" {
-		return nil, errors.New("nothing to read: give a capture file with -r FILE (live capture comes with a later release)")
+	if o.readFile != "" && (len(o.ifaces) > 0 || o.netns != "") {
+		return nil, errors.New("-r reads a file: it does not go with -i or --netns")
+	}
+	if o.snaplen <= 0 {
+		return nil, fmt.Errorf("-s %d: the snap length must be positive", o.snaplen)
 	}
 	return &o, nil
 }

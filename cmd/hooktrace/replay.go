@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/capture/filter"
 	"github.com/hooktrace/hooktrace/decode"
-	"github.com/hooktrace/hooktrace/ui"
 )
 
 // filterSnaplen is the snap length filters are compiled for; it only
@@ -27,7 +24,7 @@ func replay(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		if err != nil {
 			var se *filter.SyntaxError
 			if errors.As(err, &se) {
-				return &usageError{msg: err.Error()}
+				return &usageError{err: err}
 			}
 			return fmt.Errorf("compile filter: %w", err)
 		}
@@ -40,21 +37,18 @@ func replay(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if lts := src.LinkTypes(); len(lts) == 1 && !decode.SupportsLinkType(lts[0]) {
 		return fmt.Errorf("%s: unknown link type %d: hooktrace reads Ethernet, Linux cooked (SLL, SLL2), raw IP, loopback and NFLOG captures", src.Path(), lts[0])
 	}
-	out := bufio.NewWriterSize(stdout, 256<<10)
-	var printer ui.PacketPrinter
-	if o.json {
-		printer = ui.NewNDJSON(out)
-	} else {
-		printer = ui.NewText(out, time.Local)
+	out, err := openOutput(o, stdout)
+	if err != nil {
+		return err
 	}
-	err = replayFrames(ctx, src, match, printer, o.count, stderr)
-	if ferr := out.Flush(); err == nil && ferr != nil {
-		err = fmt.Errorf("write output: %w", ferr)
+	err = replayFrames(ctx, src, match, out, o.count, stderr)
+	if cerr := out.close(); err == nil {
+		err = cerr
 	}
 	return err
 }
 
-func replayFrames(ctx context.Context, src capture.Source, match *filter.Set, printer ui.PacketPrinter, limit uint64, stderr io.Writer) error {
+func replayFrames(ctx context.Context, src capture.Source, match *filter.Set, out *output, limit uint64, stderr io.Writer) error {
 	dec := decode.NewDecoder()
 	warned := map[capture.LinkType]bool{}
 	var n, printed uint64
@@ -84,8 +78,8 @@ func replayFrames(ctx context.Context, src capture.Source, match *filter.Set, pr
 				continue
 			}
 		}
-		if err := printer.Packet(n, dec.Decode(f)); err != nil {
-			return fmt.Errorf("write output: %w", err)
+		if err := out.packet(n, f, dec); err != nil {
+			return err
 		}
 		printed++
 		if limit > 0 && printed >= limit {

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/capture/filter"
+	"github.com/hooktrace/hooktrace/decode"
+	"github.com/hooktrace/hooktrace/ui"
+)
+
+// captureLive captures on AF_PACKET rings until the count, the duration
+// or a signal ends it, then flushes everything and prints the counters.
+func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	namespaces, err := capture.NamespaceSpec(o.netns)
+	if err != nil {
+		return &usageError{err: err}
+	}
+	var notifyMu sync.Mutex
+	live, err := capture.StartLive(ctx, capture.LiveOptions{
+		Interfaces:      o.ifaces,
+		Namespaces:      namespaces,
+		WatchNamespaces: hasAll(o.netns),
+		Snaplen:         o.snaplen,
+		RingBytes:       o.ringBytes,
+		BlockTimeout:    o.blockTimeout,
+		Promisc:         o.promisc,
+		Filter:          o.filter,
+		Notify: func(msg string) {
+			notifyMu.Lock()
+			fmt.Fprintf(stderr, "hooktrace: %s\n", msg)
+			notifyMu.Unlock()
+		},
+	})
+	if err != nil {
+		var se *filter.SyntaxError
+		if errors.As(err, &se) || errors.Is(err, capture.ErrNoInterface) {
+			return &usageError{err: err}
+		}
+		return err
+	}
+	defer live.Close()
+	out, err := openOutput(o, stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "hooktrace: capturing on %s\n", describe(live.Stats(), o))
+	if o.readyFile != "" {
+		if err := os.WriteFile(o.readyFile, []byte("ready\n"), 0o644); err != nil {
+			out.close()
+			return fmt.Errorf("write ready file: %w", err)
+		}
+	}
+	stopper := stopOn(ctx, o.duration, live)
+	err = consumeLive(live, out, o.count)
+	live.Stop()
+	stopper()
+	stats := live.Stats()
+	if out.pcapng != nil {
+		now := time.Now()
+		for _, s := range stats {
+			if werr := out.pcapng.WriteInterfaceStats(s.Netns, s.Iface, s.LinkType, s.Received, s.KernelDrops, s.HooktraceDrops, now); werr != nil && err == nil {
+				err = fmt.Errorf("write pcapng statistics: %w", werr)
+			}
+		}
+	}
+	if out.stats != nil {
+		if serr := out.stats.Stats(stats); serr != nil && err == nil {
+			err = fmt.Errorf("write output: %w", serr)
+		}
+	}
+	if cerr := out.close(); err == nil {
+		err = cerr
+	}
+	ui.WriteStatsText(stderr, stats)
+	return err
+}
+
+func hasAll(spec string) bool {
+	for _, s := range splitComma(spec) {
+		if s == "all" {
+			return true
+		}
+	}
+	return false
+}
+
+// stopOn stops the capture when ctx ends or the duration passes; the
+// returned function releases the watcher.
+func stopOn(ctx context.Context, d time.Duration, live *capture.Live) func() {
+	done := make(chan struct{})
+	var timer <-chan time.Time
+	var t *time.Timer
+	if d > 0 {
+		t = time.NewTimer(d)
+		timer = t.C
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if t != nil {
+			defer t.Stop()
+		}
+		select {
+		case <-ctx.Done():
+		case <-timer:
+		case <-done:
+			return
+		}
+		live.Stop()
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// consumeLive writes frames until the capture ends or count is reached.
+func consumeLive(src capture.Source, out *output, count uint64) error {
+	dec := decode.NewDecoder()
+	var n uint64
+	for {
+		f, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n++
+		if err := out.packet(n, f, dec); err != nil {
+			return err
+		}
+		if count > 0 && n >= count {
+			return nil
+		}
+	}
+}
+
+// describe says what is being captured, for the start-up line.
+func describe(stats []capture.InterfaceStats, o *options) string {
+	nss := map[string]bool{}
+	for _, s := range stats {
+		nss[s.Netns] = true
+	}
+	what := fmt.Sprintf("%d interfaces in %d network namespaces", len(stats), len(nss))
+	if o.filter != "" {
+		what += fmt.Sprintf(", filter %q", o.filter)
+	}
+	return what
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
