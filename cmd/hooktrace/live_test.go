@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	nstest "github.com/hooktrace/hooktrace/fixtures/netns"
@@ -173,5 +175,71 @@ func checkPcapngRoundTrip(t *testing.T, pcap string, live []record) {
 		if !strings.Contains(live[i].Summary, f[2]) || !strings.Contains(live[i].Summary, f[3]) {
 			t.Errorf("packet %d: tshark addresses %s > %s, hooktrace %s", i+1, f[2], f[3], live[i].Summary)
 		}
+	}
+}
+
+func TestLiveStopsOnCountDurationAndSignals(t *testing.T) {
+	nstest.RequireRoot(t)
+	a, b := nstest.New(t, "hxtsa"), nstest.New(t, "hxtsb")
+	nstest.Veth(t, a, "va", "10.82.0.1/24", b, "vb", "10.82.0.2/24")
+
+	t.Run("count", func(t *testing.T) {
+		r := startHooktrace(t, "--netns", b, "-c", "3", "--json", "icmp")
+		done := make(chan error, 1)
+		go func() { done <- r.cmd.Wait() }()
+		nstest.Run(t, "ip", "netns", "exec", a, "ping", "-c", "5", "-i", "0.2", "10.82.0.2")
+		if err := <-done; err != nil {
+			t.Fatalf("exit: %v: %s", err, r.stderr.String())
+		}
+		packets, stats := parseLiveRecords(t, r.stdout.Bytes())
+		if len(packets) != 3 || stats == nil {
+			t.Errorf("%d packets and stats %v, want 3 and a stats record", len(packets), stats)
+		}
+	})
+	t.Run("duration", func(t *testing.T) {
+		r := startHooktrace(t, "--netns", b, "--duration", "500ms", "--print", "icmp")
+		if err := r.cmd.Wait(); err != nil {
+			t.Fatalf("exit: %v: %s", err, r.stderr.String())
+		}
+		if !strings.Contains(r.stderr.String(), "packets captured") {
+			t.Errorf("no counters on stderr: %q", r.stderr.String())
+		}
+	})
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			pcap := filepath.Join(t.TempDir(), "s.pcapng")
+			r := startHooktrace(t, "--netns", a+","+b, "-w", pcap, "icmp")
+			nstest.Run(t, "ip", "netns", "exec", a, "ping", "-c", "2", "-i", "0.2", "10.82.0.2")
+			r.cmd.Process.Signal(sig)
+			if err := r.cmd.Wait(); err != nil {
+				t.Fatalf("exit after %v: %v: %s", sig, err, r.stderr.String())
+			}
+			out, err := exec.Command(hooktraceBin, "-r", pcap).Output()
+			if err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+			// Two requests and two replies, each seen on both veth ends.
+			if n := strings.Count(string(out), "\n"); n != 8 {
+				t.Errorf("file holds %d packets, want 8:\n%s", n, out)
+			}
+		})
+	}
+}
+
+func TestLiveErrorsAreOneLine(t *testing.T) {
+	nstest.RequireRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatal("setpriv (util-linux) is needed to run hooktrace without privileges")
+	}
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		hooktraceBin, "--print", "-i", "lo")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
+		t.Fatalf("unprivileged run: %v, want exit 2: %s", err, out)
+	}
+	msg := strings.TrimSpace(string(out))
+	if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "CAP_NET_RAW") || !strings.Contains(msg, "setcap") {
+		t.Errorf("unprivileged run says %q, want one line naming CAP_NET_RAW and how to grant it", msg)
 	}
 }
