@@ -1,0 +1,134 @@
+package capture
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testFrames() []Frame {
+	t0 := time.Date(2026, 1, 2, 12, 0, 0, 123456789, time.UTC)
+	return []Frame{
+		{Time: t0, Netns: "hxs", Iface: "s0", Dir: DirOut, LinkType: LinkTypeEthernet, Len: 70, Data: bytes.Repeat([]byte{1}, 60)},
+		{Time: t0.Add(time.Nanosecond), Netns: "hxc", Iface: "c0", Dir: DirIn, LinkType: LinkTypeEthernet, Len: 61, Data: bytes.Repeat([]byte{2}, 61), Comment: "seen twice"},
+		{Time: t0.Add(time.Millisecond), Netns: "hxs", Iface: "tun0", Dir: DirIn, LinkType: LinkTypeRaw, Len: 20, Data: append([]byte{0x45}, make([]byte, 19)...)},
+		{Time: t0.Add(2 * time.Millisecond), Iface: "eth0", LinkType: LinkTypeEthernet, Len: 14, Data: make([]byte, 14)},
+		{Time: t0.Add(3 * time.Millisecond), Netns: "hxs", Iface: "s0", Dir: DirIn, LinkType: LinkTypeEthernet, Len: 60, Data: bytes.Repeat([]byte{3}, 60)},
+	}
+}
+
+func writeTestPcapng(t *testing.T) string {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := NewPcapngWriter(&buf, "hooktrace test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range testFrames() {
+		if err := w.WritePacket(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.WriteInterfaceStats("hxs", "s0", LinkTypeEthernet, 2, 1, 0, time.Unix(1767355201, 0)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "w.pcapng")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPcapngWriterRoundTrip(t *testing.T) {
+	path := writeTestPcapng(t)
+	data, _ := os.ReadFile(path)
+	got, err := readAll(t, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testFrames()
+	if len(got) != len(want) {
+		t.Fatalf("read %d frames, wrote %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if !g.Time.Equal(w.Time) || g.Netns != w.Netns || g.Iface != w.Iface || g.Dir != w.Dir ||
+			g.LinkType != w.LinkType || g.Len != w.Len || !bytes.Equal(g.Data, w.Data) || g.Comment != w.Comment {
+			t.Errorf("frame %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+}
+
+// tsharkLines runs tshark and returns its output lines without the root
+// notice; it fails the test on any other message on stderr.
+func tsharkLines(t *testing.T, args ...string) []string {
+	t.Helper()
+	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tshark is not installed")
+		}
+		t.Skip("tshark is not installed")
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command("tshark", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
+	}
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if l != "" && !strings.Contains(l, "Running as user") {
+			t.Errorf("tshark warns: %s", l)
+		}
+	}
+	return strings.Split(strings.TrimSpace(stdout.String()), "\n")
+}
+
+func TestPcapngWriterOpensInTshark(t *testing.T) {
+	path := writeTestPcapng(t)
+	lines := tsharkLines(t, "-r", path, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.packet_flags_direction", "-e", "frame.comment")
+	want := []string{"hxs/s0\t0x00000002\t", "hxc/c0\t0x00000001\tseen twice", "hxs/tun0\t0x00000001\t", "eth0\t\t", "hxs/s0\t0x00000001"}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("tshark reads\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestPcapngSurvivesEditcap(t *testing.T) {
+	if _, err := exec.LookPath("editcap"); err != nil {
+		t.Skip("editcap is not installed")
+	}
+	path := writeTestPcapng(t)
+	out := filepath.Join(t.TempDir(), "edited.pcapng")
+	if b, err := exec.Command("editcap", "-F", "pcapng", path, out).CombinedOutput(); err != nil {
+		t.Fatalf("editcap: %v %s", err, b)
+	}
+	data, _ := os.ReadFile(out)
+	got, err := readAll(t, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range testFrames() {
+		if got[i].Netns != w.Netns || got[i].Iface != w.Iface || got[i].Dir != w.Dir {
+			t.Errorf("frame %d after editcap: %s/%s %v, want %s/%s %v", i, got[i].Netns, got[i].Iface, got[i].Dir, w.Netns, w.Iface, w.Dir)
+		}
+	}
+}
+
+func TestPcapngWriterAllocatesNothing(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewPcapngWriter(&buf, "hooktrace test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := testFrames()[0]
+	w.WritePacket(f)
+	if n := testing.AllocsPerRun(100, func() {
+		buf.Reset()
+		w.WritePacket(f)
+	}); n != 0 {
+		t.Errorf("WritePacket allocates %.0f times per packet", n)
+	}
+}
