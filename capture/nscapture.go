@@ -67,13 +67,15 @@ func (ic *ifaceCapture) gone(err error) {
 func (nc *nsCapture) forget(ic *ifaceCapture) {
 	nc.mu.Lock()
 	cur, ok := nc.ifaces[ic.index]
-	if ok && cur == ic {
+	mine := ok && cur == ic
+	if mine {
 		delete(nc.ifaces, ic.index)
 	}
+	socks := ic.socks
 	nc.mu.Unlock()
-	if ok && cur == ic {
+	if mine {
 		ic.halt()
-		nc.live.retire(ic.socks)
+		nc.live.retire(socks)
 	}
 }
 
@@ -233,21 +235,27 @@ func (ic *ifaceCapture) open() error {
 	if err != nil {
 		return fmt.Errorf("filter for %s: %w", ic.label(), err)
 	}
+	var socks []*socket
 	for _, dir := range []Direction{DirIn, DirOut} {
 		s, err := openSocket(ic, dir, &l.opts)
 		if err != nil {
-			ic.closeSockets()
+			for _, s := range socks {
+				s.tp.Close()
+			}
 			return err
 		}
-		ic.socks = append(ic.socks, s)
+		socks = append(socks, s)
 	}
-	errs := make(chan error, len(ic.socks))
-	for _, s := range ic.socks {
+	ic.ns.mu.Lock()
+	ic.socks = socks
+	ic.ns.mu.Unlock()
+	errs := make(chan error, len(socks))
+	for _, s := range socks {
 		ic.ns.wg.Add(1)
 		s.start(prog, l.pool, ic.stop, func(err error) { errs <- err }, ic.ns.wg.Done)
 	}
 	var first error
-	for range ic.socks {
+	for range socks {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 		}
@@ -258,14 +266,6 @@ func (ic *ifaceCapture) open() error {
 	}
 	ic.ready.Store(true)
 	return nil
-}
-
-// closeSockets closes sockets that were opened but not started.
-func (ic *ifaceCapture) closeSockets() {
-	for _, s := range ic.socks {
-		s.tp.Close()
-	}
-	ic.socks = nil
 }
 
 func (nc *nsCapture) closeLink(index int) {
