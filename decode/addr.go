@@ -10,7 +10,10 @@ import (
 func AppendIP(b, ip []byte) []byte {
 	switch len(ip) {
 	case 4:
-		return netip.AddrFrom4([4]byte(ip)).AppendTo(b)
+		b = append(b, decimal[ip[0]]...)
+		b = append(append(b, '.'), decimal[ip[1]]...)
+		b = append(append(b, '.'), decimal[ip[2]]...)
+		return append(append(b, '.'), decimal[ip[3]]...)
 	case 16:
 		return netip.AddrFrom16([16]byte(ip)).AppendTo(b)
 	}
@@ -21,6 +24,14 @@ func AppendIP(b, ip []byte) []byte {
 func AppendMAC(b, mac []byte) []byte {
 	return appendHexBytes(b, mac, ':')
 }
+
+// decimal spells every byte value, for IPv4 addresses.
+var decimal = func() (t [256]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return
+}()
 
 const hexDigits = "0123456789abcdef"
 

@@ -248,3 +248,20 @@ func BenchmarkDecodeVXLAN(b *testing.B) {
 		d.Decode(f)
 	}
 }
+
+func TestAppendIP(t *testing.T) {
+	for _, tc := range []struct {
+		ip   []byte
+		want string
+	}{
+		{[]byte{0, 0, 0, 0}, "0.0.0.0"},
+		{[]byte{10, 255, 9, 100}, "10.255.9.100"},
+		{net.ParseIP("2001:db8::1"), "2001:db8::1"},
+		{net.ParseIP("::ffff:1.2.3.4"), "::ffff:1.2.3.4"},
+		{[]byte{1, 2, 3}, "010203"},
+	} {
+		if got := string(AppendIP(nil, tc.ip)); got != tc.want {
+			t.Errorf("AppendIP(%v) = %q, want %q", tc.ip, got, tc.want)
+		}
+	}
+}
