@@ -10,10 +10,20 @@ import (
 func AppendIP(b, ip []byte) []byte {
 	switch len(ip) {
 	case 4:
-		b = append(b, decimal[ip[0]]...)
-		b = append(append(b, '.'), decimal[ip[1]]...)
-		b = append(append(b, '.'), decimal[ip[2]]...)
-		return append(append(b, '.'), decimal[ip[3]]...)
+		b = grow(b, 15)
+		for i, x := range ip {
+			if i > 0 {
+				b = append(b, '.')
+			}
+			if x >= 100 {
+				b = append(b, '0'+x/100)
+			}
+			if x >= 10 {
+				b = append(b, '0'+x/10%10)
+			}
+			b = append(b, '0'+x%10)
+		}
+		return b
 	case 16:
 		return netip.AddrFrom16([16]byte(ip)).AppendTo(b)
 	}
@@ -24,14 +34,6 @@ func AppendIP(b, ip []byte) []byte {
 func AppendMAC(b, mac []byte) []byte {
 	return appendHexBytes(b, mac, ':')
 }
-
-// decimal spells every byte value, for IPv4 addresses.
-var decimal = func() (t [256]string) {
-	for i := range t {
-		t[i] = strconv.Itoa(i)
-	}
-	return
-}()
 
 const hexDigits = "0123456789abcdef"
 

@@ -74,7 +74,7 @@ func (d *Decoder) Decode(f capture.Frame) *Packet {
 	p.Truncated = f.Len > len(f.Data)
 	first := firstLayer(f.LinkType, f.Data)
 	if first == gopacket.LayerTypeZero {
-		p.Layers = append(p.Layers, Layer{Err: errUnsupportedLink(f.LinkType), Length: len(f.Data)})
+		p.Layers = append(p.Layers, Layer{Err: errUnsupportedLink(f.LinkType), rest: f.Data})
 		return p
 	}
 	if len(f.Data) == 0 {
@@ -85,12 +85,12 @@ func (d *Decoder) Decode(f capture.Frame) *Packet {
 	quoted := false
 	for depth := 0; len(data) > 0; depth++ {
 		if depth == MaxDepth {
-			p.Layers = append(p.Layers, Layer{Depth: depth, Quoted: quoted, Offset: offsetIn(f.Data, data),
+			p.Layers = append(p.Layers, Layer{Depth: depth, Quoted: quoted, rest: data,
 				Err: fmt.Errorf("more than %d nested packets; the rest is not decoded", MaxDepth)})
 			return p
 		}
 		lv := d.level(depth)
-		next := lv.decode(p, f.Data, data, first, depth, quoted)
+		next := lv.decode(p, data, first, depth, quoted)
 		if next == nil {
 			return p
 		}
@@ -184,7 +184,7 @@ func (lv *level) parser(first gopacket.LayerType) *gopacket.DecodingLayerParser 
 
 // decode decodes one depth's layers into p and returns the inner packet
 // to decode next, or nil when decoding ends here.
-func (lv *level) decode(p *Packet, frame, data []byte, first gopacket.LayerType, depth int, quoted bool) *boundary {
+func (lv *level) decode(p *Packet, data []byte, first gopacket.LayerType, depth int, quoted bool) *boundary {
 	lv.inner = boundary{}
 	lv.tcp.quoted, lv.udp.quoted = quoted, quoted
 	lv.vlan.stack.n, lv.mpls.stack.n = 0, 0
@@ -210,11 +210,17 @@ func (lv *level) decode(p *Packet, frame, data []byte, first gopacket.LayerType,
 			nmpls++
 		}
 		l := Layer{Proto: protoOf(t), Depth: depth, Quoted: quoted, dl: dl}
-		l.Offset, l.Length = span(frame, dl)
-		if pt, ok := dl.(partialLayer); ok && pt.partialState().short {
+		var cut *partial
+		switch t {
+		case layers.LayerTypeTCP:
+			cut = &lv.tcp.partial
+		case layers.LayerTypeUDP:
+			cut = &lv.udp.partial
+		}
+		if cut != nil && cut.short {
 			l.Short = true
 			if !quoted {
-				l.Err = pt.partialState().err
+				l.Err = cut.err
 			}
 		}
 		p.Layers = append(p.Layers, l)
@@ -222,7 +228,6 @@ func (lv *level) decode(p *Packet, frame, data []byte, first gopacket.LayerType,
 			// gopacket decodes a hop-by-hop header inside IPv6; show it as
 			// the layer it is.
 			h := Layer{Proto: ProtoIPv6Hop, Depth: depth, Quoted: quoted, dl: lv.ip6.HopByHop}
-			h.Offset, h.Length = span(frame, lv.ip6.HopByHop)
 			p.Layers = append(p.Layers, h)
 		}
 	}
@@ -241,7 +246,7 @@ func (lv *level) decode(p *Packet, frame, data []byte, first gopacket.LayerType,
 		failed = dl.NextLayerType()
 	}
 	p.Layers = append(p.Layers, Layer{Proto: protoOf(failed), Depth: depth, Quoted: quoted,
-		Err: err, Offset: offsetIn(frame, lastPayload(lv, data)), Length: len(lastPayload(lv, data))})
+		Err: err, rest: lastPayload(lv, data)})
 	return nil
 }
 
@@ -258,11 +263,6 @@ func isICMPv6Body(t gopacket.LayerType) bool {
 	return t == layers.LayerTypeICMPv6Echo || t == layers.LayerTypeICMPv6NeighborSolicitation ||
 		t == layers.LayerTypeICMPv6NeighborAdvertisement
 }
-
-// partialLayer is a transport layer that may be decoded in part.
-type partialLayer interface{ partialState() *partial }
-
-func (p *partial) partialState() *partial { return p }
 
 // span locates a decoded header inside the frame.
 func span(frame []byte, dl any) (off, n int) {

@@ -42,8 +42,8 @@ func FuzzDecode(f *testing.F) {
 		var w discardFields
 		for i := range p.Layers {
 			l := &p.Layers[i]
-			if l.Offset < 0 || l.Offset+l.Length > len(data) {
-				t.Fatalf("layer %d (%s) spans %d+%d of %d bytes", i, l.Proto, l.Offset, l.Length, len(data))
+			if off, n := l.Span(data); off < 0 || n < 0 || off+n > len(data) {
+				t.Fatalf("layer %d (%s) spans %d+%d of %d bytes", i, l.Proto, off, n, len(data))
 			}
 			l.WriteFields(&w)
 		}

@@ -19,11 +19,10 @@ type Layer struct {
 	Tunnel Tunnel
 	// Err says why decoding stopped at this layer; nil when it did not.
 	Err error
-	// Offset and Length locate the header in the frame's bytes.
-	Offset, Length int
 	// Short is set when only the leading fields of the header were present.
 	Short  bool
 	dl     any                    // the decoded header: a gopacket layer or one of ours
+	rest   []byte                 // for a layer that failed: the bytes it was given
 	detail gopacket.DecodingLayer // the body of an ICMPv6 message, if decoded
 }
 
@@ -63,4 +62,17 @@ func (p *Packet) MaxDepth() int {
 		return 0
 	}
 	return p.Layers[len(p.Layers)-1].Depth
+}
+
+// Span locates the layer's header in frame, the bytes of the packet it
+// was decoded from: the offset and length, or the bytes given to a layer
+// that failed.
+func (l *Layer) Span(frame []byte) (off, n int) {
+	if l.dl == nil || l.Err != nil && !l.Short {
+		if cap(l.rest) == 0 {
+			return 0, 0
+		}
+		return offsetIn(frame, l.rest), len(l.rest)
+	}
+	return span(frame, l.dl)
 }

@@ -102,7 +102,7 @@ func appendSegment(b []byte, ls []Layer) []byte {
 func (s *segment) appendTags(b []byte) []byte {
 	if n := s.nflog; n != nil {
 		b = append(b, "NFLOG "...)
-		b = strconv.AppendUint(b, uint64(n.Group), 10)
+		b = AppendUint(b, uint64(n.Group))
 		if len(n.Prefix) > 0 {
 			b = strconv.AppendQuote(append(b, ' '), string(n.Prefix))
 		}
@@ -124,9 +124,9 @@ func (s *segment) appendTags(b []byte) []byte {
 		}
 		switch v := t.dl.(type) {
 		case *layers.Dot1Q:
-			b = strconv.AppendUint(b, uint64(v.VLANIdentifier), 10)
+			b = AppendUint(b, uint64(v.VLANIdentifier))
 		case *mplsEntry:
-			b = strconv.AppendUint(b, uint64(v.Label), 10)
+			b = AppendUint(b, uint64(v.Label))
 		}
 		last = t.Proto
 	}
@@ -142,16 +142,16 @@ func (s *segment) appendLabel(b []byte) []byte {
 	case s.tunnel != nil:
 		switch v := s.tunnel.dl.(type) {
 		case *vxlanLayer:
-			b = strconv.AppendUint(append(b, "VXLAN vni "...), uint64(v.VNI), 10)
+			b = AppendUint(append(b, "VXLAN vni "...), uint64(v.VNI))
 		case *geneveLayer:
-			b = strconv.AppendUint(append(b, "GENEVE vni "...), uint64(v.VNI), 10)
+			b = AppendUint(append(b, "GENEVE vni "...), uint64(v.VNI))
 		case *greLayer:
 			b = append(b, "GRE"...)
 			if v.Protocol == layers.EthernetTypeTransparentEthernetBridging {
 				b = append(b, "TAP"...)
 			}
 			if v.KeyPresent {
-				b = strconv.AppendUint(append(b, " key "...), uint64(v.Key), 10)
+				b = AppendUint(append(b, " key "...), uint64(v.Key))
 			}
 		}
 		return b
@@ -242,5 +242,5 @@ func appendEndpoint(b, ip []byte, port uint16, hasPort bool) []byte {
 	} else {
 		b = AppendIP(b, ip)
 	}
-	return strconv.AppendUint(append(b, ':'), uint64(port), 10)
+	return AppendUint(append(b, ':'), uint64(port))
 }

@@ -23,13 +23,13 @@ func (s *segment) appendDetail(b []byte) []byte {
 			return appendARP(b, v)
 		case *ipv4Layer:
 			if v.FragOffset != 0 {
-				b = strconv.AppendUint(append(b, " frag id "...), uint64(v.Id), 10)
-				b = strconv.AppendUint(append(b, " offset "...), uint64(v.FragOffset)*8, 10)
+				b = AppendUint(append(b, " frag id "...), uint64(v.Id))
+				b = AppendUint(append(b, " offset "...), uint64(v.FragOffset)*8)
 			}
-			b = strconv.AppendUint(append(b, " proto "...), uint64(v.Protocol), 10)
+			b = AppendUint(append(b, " proto "...), uint64(v.Protocol))
 			return strconv.AppendInt(append(b, " len "...), int64(len(v.Payload)), 10)
 		case *ipv6Layer:
-			b = strconv.AppendUint(append(b, " next "...), uint64(v.NextHeader), 10)
+			b = AppendUint(append(b, " next "...), uint64(v.NextHeader))
 			return strconv.AppendInt(append(b, " len "...), int64(len(v.Payload)), 10)
 		}
 	}
@@ -49,7 +49,7 @@ func appendARP(b []byte, v *layers.ARP) []byte {
 		b = AppendIP(append(b, ' '), v.SourceProtAddress)
 		return AppendMAC(append(b, " is-at "...), v.SourceHwAddress)
 	}
-	return strconv.AppendUint(append(b, " op "...), uint64(v.Operation), 10)
+	return AppendUint(append(b, " op "...), uint64(v.Operation))
 }
 
 func appendTransportDetail(b []byte, l *Layer) []byte {
@@ -58,14 +58,14 @@ func appendTransportDetail(b []byte, l *Layer) []byte {
 		if v.hasFlags {
 			b = append(append(append(b, " ["...), tcpFlagDots[tcpFlagBits(&v.TCP)]...), ']')
 		}
-		b = strconv.AppendUint(append(b, " seq "...), uint64(v.Seq), 10)
+		b = AppendUint(append(b, " seq "...), uint64(v.Seq))
 		if v.short {
 			return b
 		}
 		if v.ACK {
-			b = strconv.AppendUint(append(b, " ack "...), uint64(v.Ack), 10)
+			b = AppendUint(append(b, " ack "...), uint64(v.Ack))
 		}
-		b = strconv.AppendUint(append(b, " win "...), uint64(v.Window), 10)
+		b = AppendUint(append(b, " win "...), uint64(v.Window))
 		return strconv.AppendInt(append(b, " len "...), int64(len(v.Payload)), 10)
 	case *udpLayer:
 		if v.short {
@@ -78,8 +78,8 @@ func appendTransportDetail(b []byte, l *Layer) []byte {
 		t, c := v.TypeCode.Type(), v.TypeCode.Code()
 		b = append(append(b, ' '), icmpv4Name(t, c)...)
 		if t == layers.ICMPv4TypeEchoRequest || t == layers.ICMPv4TypeEchoReply {
-			b = strconv.AppendUint(append(b, " id "...), uint64(v.Id), 10)
-			b = strconv.AppendUint(append(b, " seq "...), uint64(v.Seq), 10)
+			b = AppendUint(append(b, " id "...), uint64(v.Id))
+			b = AppendUint(append(b, " seq "...), uint64(v.Seq))
 		}
 		return b
 	case *icmpv6Layer:
@@ -87,8 +87,8 @@ func appendTransportDetail(b []byte, l *Layer) []byte {
 		b = append(append(b, ' '), icmpv6Name(t, c)...)
 		switch d := l.detail.(type) {
 		case *layers.ICMPv6Echo:
-			b = strconv.AppendUint(append(b, " id "...), uint64(d.Identifier), 10)
-			b = strconv.AppendUint(append(b, " seq "...), uint64(d.SeqNumber), 10)
+			b = AppendUint(append(b, " id "...), uint64(d.Identifier))
+			b = AppendUint(append(b, " seq "...), uint64(d.SeqNumber))
 		case *layers.ICMPv6NeighborSolicitation:
 			b = AppendIP(append(b, " who-has "...), d.TargetAddress)
 		case *layers.ICMPv6NeighborAdvertisement:
@@ -128,7 +128,7 @@ func appendAppDetail(b []byte, l *Layer) []byte {
 			b = AppendHex(append(b, " receiver "...), uint64(v.Receiver))
 		}
 		if v.Type == wgData {
-			b = strconv.AppendUint(append(b, " counter "...), v.Counter, 10)
+			b = AppendUint(append(b, " counter "...), v.Counter)
 		}
 		return b
 	}

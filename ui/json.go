@@ -55,19 +55,7 @@ func (j *jsonBuf) Text(k string, v []byte) {
 // Uint writes a number member.
 func (j *jsonBuf) Uint(k string, v uint64) {
 	j.key(k)
-	j.b = appendUint(j.b, v)
-}
-
-// appendUint is strconv.AppendUint with the small values most fields
-// hold written inline.
-func appendUint(b []byte, v uint64) []byte {
-	switch {
-	case v < 10:
-		return append(b, byte('0'+v))
-	case v < 100:
-		return append(b, byte('0'+v/10), byte('0'+v%10))
-	}
-	return strconv.AppendUint(b, v, 10)
+	j.b = decode.AppendUint(j.b, v)
 }
 
 // Int writes a signed number member.

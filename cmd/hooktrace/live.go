@@ -12,7 +12,6 @@ import (
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/capture/filter"
-	"github.com/hooktrace/hooktrace/decode"
 	"github.com/hooktrace/hooktrace/ui"
 )
 
@@ -63,6 +62,10 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	live.Stop()
 	stopper()
 	stats := live.Stats()
+	// Every packet is written before the statistics that close the file.
+	if ferr := out.finish(); ferr != nil && err == nil {
+		err = ferr
+	}
 	if out.pcapng != nil {
 		now := time.Now()
 		for _, s := range stats {
@@ -71,10 +74,8 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	if out.stats != nil {
-		if serr := out.stats.Stats(stats); serr != nil && err == nil {
-			err = fmt.Errorf("write output: %w", serr)
-		}
+	if serr := out.stats(stats); serr != nil && err == nil {
+		err = serr
 	}
 	if cerr := out.close(); err == nil {
 		err = cerr
@@ -125,7 +126,6 @@ func stopOn(ctx context.Context, d time.Duration, live *capture.Live) func() {
 
 // consumeLive writes frames until the capture ends or count is reached.
 func consumeLive(src capture.Source, out *output, count uint64) error {
-	dec := decode.NewDecoder()
 	var n uint64
 	for {
 		f, err := src.Next()
@@ -136,7 +136,7 @@ func consumeLive(src capture.Source, out *output, count uint64) error {
 			return err
 		}
 		n++
-		if err := out.packet(n, f, dec); err != nil {
+		if err := out.packet(n, f); err != nil {
 			return err
 		}
 		if count > 0 && n >= count {

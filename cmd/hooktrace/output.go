@@ -8,18 +8,18 @@ import (
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
-	"github.com/hooktrace/hooktrace/decode"
 	"github.com/hooktrace/hooktrace/ui"
 )
 
 // version names this build in the files it writes.
 const version = "hooktrace 0.2"
 
-// output is where packets go: a printer on stdout, a pcapng file, or both.
+// output is where packets go: a printer on stdout, a pcapng file, or both,
+// fed through the parallel pipeline.
 type output struct {
 	out     *bufio.Writer
-	printer ui.PacketPrinter
-	stats   *ui.NDJSON // writes the stats record in --json mode
+	json    bool
+	pipe    *pipeline
 	file    *os.File
 	fileBuf *bufio.Writer
 	pcapng  *capture.PcapngWriter
@@ -28,13 +28,13 @@ type output struct {
 // openOutput sets up what the options ask for. Without -w, packets are
 // printed as text unless --json; with -w, only when asked.
 func openOutput(o *options, stdout io.Writer) (*output, error) {
-	out := &output{out: bufio.NewWriterSize(stdout, 256<<10)}
+	out := &output{out: bufio.NewWriterSize(stdout, 256<<10), json: o.json}
+	var newPrinter printerFactory
 	switch {
 	case o.json:
-		j := ui.NewNDJSON(out.out)
-		out.printer, out.stats = j, j
+		newPrinter = func(w io.Writer) ui.PacketPrinter { return ui.NewNDJSON(w) }
 	case o.print || o.writeFile == "":
-		out.printer = ui.NewText(out.out, time.Local)
+		newPrinter = func(w io.Writer) ui.PacketPrinter { return ui.NewText(w, time.Local) }
 	}
 	if o.writeFile != "" {
 		f, err := os.Create(o.writeFile)
@@ -49,29 +49,37 @@ func openOutput(o *options, stdout io.Writer) (*output, error) {
 			return nil, fmt.Errorf("write %s: %w", o.writeFile, err)
 		}
 	}
+	out.pipe = newPipeline(out.out, out.pcapng, newPrinter)
 	return out, nil
 }
 
-// packet prints and/or writes one packet.
-func (o *output) packet(n uint64, f capture.Frame, dec *decode.Decoder) error {
-	if o.pcapng != nil {
-		if err := o.pcapng.WritePacket(f); err != nil {
-			return fmt.Errorf("write pcapng: %w", err)
-		}
+// packet queues packet number n for printing and writing.
+func (o *output) packet(n uint64, f capture.Frame) error {
+	return o.pipe.add(n, f)
+}
+
+// finish waits until every queued packet is printed and written.
+func (o *output) finish() error {
+	return o.pipe.close()
+}
+
+// stats writes the final stats record in --json mode; call after finish.
+func (o *output) stats(stats []capture.InterfaceStats) error {
+	if !o.json {
+		return nil
 	}
-	if o.printer != nil {
-		if err := o.printer.Packet(n, dec.Decode(f)); err != nil {
-			return fmt.Errorf("write output: %w", err)
-		}
+	if err := ui.NewNDJSON(o.out).Stats(stats); err != nil {
+		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
 }
 
-// close flushes everything; the first error wins.
+// close finishes the pipeline if needed and flushes everything; the
+// first error wins.
 func (o *output) close() error {
-	err := o.out.Flush()
-	if err != nil {
-		err = fmt.Errorf("write output: %w", err)
+	err := o.pipe.close()
+	if ferr := o.out.Flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("write output: %w", ferr)
 	}
 	if o.file != nil {
 		if ferr := o.fileBuf.Flush(); ferr != nil && err == nil {

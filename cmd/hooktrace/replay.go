@@ -49,7 +49,6 @@ func replay(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 }
 
 func replayFrames(ctx context.Context, src capture.Source, match *filter.Set, out *output, limit uint64, stderr io.Writer) error {
-	dec := decode.NewDecoder()
 	warned := map[capture.LinkType]bool{}
 	var n, printed uint64
 	for {
@@ -78,7 +77,7 @@ func replayFrames(ctx context.Context, src capture.Source, match *filter.Set, ou
 				continue
 			}
 		}
-		if err := out.packet(n, f, dec); err != nil {
+		if err := out.packet(n, f); err != nil {
 			return err
 		}
 		printed++

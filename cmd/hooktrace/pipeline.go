@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/decode"
+	"github.com/hooktrace/hooktrace/ui"
+)
+
+// The pipeline spreads decoding and formatting over every core while the
+// output keeps the input's order: the reading goroutine fills chunks of
+// frames, workers decode and print each chunk into its own buffer, and
+// the writing goroutine writes the buffers in sequence.
+
+const (
+	chunkFrames = 512
+	chunkArena  = 512 << 10
+)
+
+type chunk struct {
+	seq    uint64
+	frames []capture.Frame
+	nums   []uint64 // each frame's number in the input
+	arena  []byte   // the frames' bytes
+	out    bytes.Buffer
+	err    error
+}
+
+func (c *chunk) fits(n int) bool {
+	return len(c.frames) < chunkFrames && len(c.arena)+n <= cap(c.arena)
+}
+
+func (c *chunk) add(n uint64, f capture.Frame) {
+	start := len(c.arena)
+	c.arena = append(c.arena, f.Data...)
+	f.Data = c.arena[start:len(c.arena):len(c.arena)]
+	c.frames = append(c.frames, f)
+	c.nums = append(c.nums, n)
+}
+
+// printerFactory makes one printer per worker, writing into w.
+type printerFactory func(w io.Writer) ui.PacketPrinter
+
+// chunkWriter lets a worker's printer write into whichever chunk the
+// worker is on.
+type chunkWriter struct{ c *chunk }
+
+func (w *chunkWriter) Write(b []byte) (int, error) { return w.c.out.Write(b) }
+
+// pipeline decodes and prints frames in parallel, in order.
+type pipeline struct {
+	newPrinter printerFactory
+	pcapng     *capture.PcapngWriter // written in order by the writer, may be nil
+	out        interface{ Write([]byte) (int, error) }
+
+	free      chan *chunk
+	work      chan *chunk
+	done      chan *chunk
+	cur       *chunk
+	seq       uint64
+	wg        sync.WaitGroup
+	writeWG   sync.WaitGroup
+	werr      error // the writer's first error
+	errMu     sync.Mutex
+	closeOnce sync.Once
+}
+
+func newPipeline(out interface{ Write([]byte) (int, error) }, pcapng *capture.PcapngWriter, newPrinter printerFactory) *pipeline {
+	workers := runtime.GOMAXPROCS(0)
+	n := 4 * workers
+	p := &pipeline{
+		newPrinter: newPrinter, pcapng: pcapng, out: out,
+		free: make(chan *chunk, n), work: make(chan *chunk, n), done: make(chan *chunk, n),
+	}
+	for i := 0; i < n; i++ {
+		p.free <- &chunk{frames: make([]capture.Frame, 0, chunkFrames), nums: make([]uint64, 0, chunkFrames), arena: make([]byte, 0, chunkArena)}
+	}
+	for i := 0; i < workers; i++ {
+		p.wg.Add(1)
+		go p.worker()
+	}
+	p.writeWG.Add(1)
+	go p.writer()
+	return p
+}
+
+// add queues one frame, copying its bytes. It returns the writer's error,
+// if any, so the caller stops reading.
+func (p *pipeline) add(n uint64, f capture.Frame) error {
+	if p.cur != nil && !p.cur.fits(len(f.Data)) {
+		p.flush()
+	}
+	if p.cur == nil {
+		p.cur = <-p.free
+	}
+	if len(f.Data) > cap(p.cur.arena) {
+		p.cur.arena = make([]byte, 0, len(f.Data))
+	}
+	p.cur.add(n, f)
+	return p.err()
+}
+
+func (p *pipeline) flush() {
+	if p.cur == nil || len(p.cur.frames) == 0 {
+		return
+	}
+	p.cur.seq = p.seq
+	p.seq++
+	p.work <- p.cur
+	p.cur = nil
+}
+
+// close waits for everything queued to be written. Later calls only
+// return the error.
+func (p *pipeline) close() error {
+	p.closeOnce.Do(func() {
+		p.flush()
+		close(p.work)
+		p.wg.Wait()
+		close(p.done)
+		p.writeWG.Wait()
+	})
+	return p.err()
+}
+
+func (p *pipeline) err() error {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	return p.werr
+}
+
+func (p *pipeline) worker() {
+	defer p.wg.Done()
+	dec := decode.NewDecoder()
+	var cw chunkWriter
+	var printer ui.PacketPrinter
+	if p.newPrinter != nil {
+		printer = p.newPrinter(&cw)
+	}
+	for c := range p.work {
+		if printer != nil {
+			cw.c = c
+			for i, f := range c.frames {
+				if err := printer.Packet(c.nums[i], dec.Decode(f)); err != nil {
+					c.err = err
+					break
+				}
+			}
+		}
+		p.done <- c
+	}
+}
+
+// writer writes chunks in sequence and recycles them.
+func (p *pipeline) writer() {
+	defer p.writeWG.Done()
+	pending := map[uint64]*chunk{}
+	next := uint64(0)
+	for c := range p.done {
+		pending[c.seq] = c
+		for {
+			c, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			p.write(c)
+			c.frames, c.nums, c.arena, c.err = c.frames[:0], c.nums[:0], c.arena[:0], nil
+			c.out.Reset()
+			p.free <- c
+		}
+	}
+}
+
+func (p *pipeline) write(c *chunk) {
+	if p.err() != nil {
+		return
+	}
+	err := c.err
+	if err == nil && p.pcapng != nil {
+		for _, f := range c.frames {
+			if err = p.pcapng.WritePacket(f); err != nil {
+				err = fmt.Errorf("write pcapng: %w", err)
+				break
+			}
+		}
+	}
+	if err == nil && c.out.Len() > 0 {
+		if _, werr := p.out.Write(c.out.Bytes()); werr != nil {
+			err = fmt.Errorf("write output: %w", werr)
+		}
+	}
+	if err != nil {
+		p.errMu.Lock()
+		p.werr = err
+		p.errMu.Unlock()
+	}
+}
