@@ -37,7 +37,7 @@ type segment struct {
 	link, net, trans, app, tunnel *Layer
 	nflog                         *NFLOG
 	failed                        *Layer
-	ipTunnel                      Tunnel // an IP header (or its extension) that carries IP
+	ipTunnel                      Tunnel          // an IP header (or its extension) that carries IP
 	tags                          [maxTags]*Layer // vlan and mpls, outer first
 	ntags                         int
 }

@@ -16,7 +16,6 @@ type PacketPrinter interface {
 	Packet(n uint64, p *decode.Packet) error
 }
 
-
 // NDJSON writes newline-delimited JSON records; the schema is in README.md.
 type NDJSON struct {
 	w     io.Writer
