@@ -276,8 +276,24 @@ func span(frame []byte, dl any) (off, n int) {
 	return 0, 0
 }
 
-// protoOf maps a gopacket layer type to a Proto.
+// protoOf maps a gopacket layer type to a Proto, from a table.
 func protoOf(t gopacket.LayerType) Proto {
+	if t >= 0 && int(t) < len(protoTable) {
+		return protoTable[t]
+	}
+	return ProtoUnknown
+}
+
+// protoTable holds protoOfType for every layer type gopacket can number.
+var protoTable = func() (t [2000]Proto) {
+	for i := range t {
+		t[i] = protoOfType(gopacket.LayerType(i))
+	}
+	return
+}()
+
+// protoOfType maps a gopacket layer type to a Proto.
+func protoOfType(t gopacket.LayerType) Proto {
 	switch t {
 	case layers.LayerTypeEthernet:
 		return ProtoEth

@@ -46,6 +46,13 @@ func (j *jsonBuf) Str(k, v string) {
 	j.b = appendJSONString(j.b, v)
 }
 
+// plain writes a string member known to need no escaping: one of
+// hooktrace's own names.
+func (j *jsonBuf) plain(k, v string) {
+	j.key(k)
+	j.b = append(append(append(j.b, '"'), v...), '"')
+}
+
 // Text writes packet text as a string member.
 func (j *jsonBuf) Text(k string, v []byte) {
 	j.key(k)

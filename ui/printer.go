@@ -36,7 +36,7 @@ func (p *NDJSON) Packet(n uint64, pkt *decode.Packet) error {
 	j.reset()
 	j.open('{')
 	f := &pkt.Frame
-	j.Str("type", "packet")
+	j.plain("type", "packet")
 	j.Uint("n", n)
 	j.key("time")
 	j.b = append(p.clock.appendRFC3339(append(j.b, '"'), f.Time), '"')
@@ -45,7 +45,7 @@ func (p *NDJSON) Packet(n uint64, pkt *decode.Packet) error {
 		j.Uint("ifindex", uint64(f.Ifindex))
 	}
 	j.Str("netns", f.Netns)
-	j.Str("dir", f.Dir.String())
+	j.plain("dir", f.Dir.String())
 	j.Uint("len", uint64(f.Len))
 	j.Uint("caplen", uint64(len(f.Data)))
 	j.Uint("linktype", uint64(f.LinkType))
@@ -67,7 +67,7 @@ func (p *NDJSON) Packet(n uint64, pkt *decode.Packet) error {
 
 func writeLayer(j *jsonBuf, l *decode.Layer) {
 	j.BeginObject()
-	j.Str("proto", l.Proto.String())
+	j.plain("proto", l.Proto.String())
 	if l.Depth > 0 {
 		j.Uint("depth", uint64(l.Depth))
 	}
@@ -75,7 +75,7 @@ func writeLayer(j *jsonBuf, l *decode.Layer) {
 		j.Bool("quoted", true)
 	}
 	if l.Tunnel != decode.TunnelNone {
-		j.Str("tunnel", l.Tunnel.String())
+		j.plain("tunnel", l.Tunnel.String())
 	}
 	l.WriteFields(j)
 	if l.Err != nil {

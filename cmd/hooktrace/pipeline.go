@@ -68,10 +68,23 @@ type pipeline struct {
 	werr      error // the writer's first error
 	errMu     sync.Mutex
 	closeOnce sync.Once
+
+	direct  bool // no workers: add prints and writes at once
+	dec     *decode.Decoder
+	printer ui.PacketPrinter
 }
 
 func newPipeline(out interface{ Write([]byte) (int, error) }, pcapng *capture.PcapngWriter, newPrinter printerFactory) *pipeline {
 	workers := runtime.GOMAXPROCS(0)
+	if workers == 1 {
+		// One core: work in the caller, without copying frames or handing
+		// them between goroutines.
+		p := &pipeline{pcapng: pcapng, out: out, direct: true, dec: decode.NewDecoder()}
+		if newPrinter != nil {
+			p.printer = newPrinter(out)
+		}
+		return p
+	}
 	n := 4 * workers
 	p := &pipeline{
 		newPrinter: newPrinter, pcapng: pcapng, out: out,
@@ -92,6 +105,9 @@ func newPipeline(out interface{ Write([]byte) (int, error) }, pcapng *capture.Pc
 // add queues one frame, copying its bytes. It returns the writer's error,
 // if any, so the caller stops reading.
 func (p *pipeline) add(n uint64, f capture.Frame) error {
+	if p.direct {
+		return p.addDirect(n, f)
+	}
 	if p.cur != nil && !p.cur.fits(len(f.Data)) {
 		p.flush()
 	}
@@ -118,6 +134,9 @@ func (p *pipeline) flush() {
 // close waits for everything queued to be written. Later calls only
 // return the error.
 func (p *pipeline) close() error {
+	if p.direct {
+		return p.err()
+	}
 	p.closeOnce.Do(func() {
 		p.flush()
 		close(p.work)
@@ -201,4 +220,28 @@ func (p *pipeline) write(c *chunk) {
 		p.werr = err
 		p.errMu.Unlock()
 	}
+}
+
+// addDirect prints and writes one frame in the caller.
+func (p *pipeline) addDirect(n uint64, f capture.Frame) error {
+	if err := p.err(); err != nil {
+		return err
+	}
+	var err error
+	if p.pcapng != nil {
+		if werr := p.pcapng.WritePacket(f); werr != nil {
+			err = fmt.Errorf("write pcapng: %w", werr)
+		}
+	}
+	if err == nil && p.printer != nil {
+		if perr := p.printer.Packet(n, p.dec.Decode(f)); perr != nil {
+			err = fmt.Errorf("write output: %w", perr)
+		}
+	}
+	if err != nil {
+		p.errMu.Lock()
+		p.werr = err
+		p.errMu.Unlock()
+	}
+	return err
 }

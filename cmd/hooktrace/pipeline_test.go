@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +31,15 @@ func TestPipelineMatchesSequentialPrinting(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	t.Setenv("TZ", "UTC")
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			comparePipeline(t, path)
+		})
+	}
+}
+
+func comparePipeline(t *testing.T, path string) {
 	for _, mode := range []string{"--json", "--print"} {
 		code, got, errOut := runHooktrace(mode, "-r", path)
 		if code != 0 {
