@@ -1,21 +1,17 @@
 package decode
 
-// AppendUint appends v in decimal. It writes the digits straight into
-// b's spare capacity: packet output formats many small numbers, and
-// strconv's copy from a scratch buffer costs more than the digits.
+import "strconv"
+
+// AppendUint appends v in decimal, writing the one- and two-digit values
+// most packet fields hold without strconv's scratch buffer and copy.
 func AppendUint(b []byte, v uint64) []byte {
-	n := 1
-	for x := v; x >= 10; x /= 10 {
-		n++
+	switch {
+	case v < 10:
+		return append(b, byte('0'+v))
+	case v < 100:
+		return append(b, byte('0'+v/10), byte('0'+v%10))
 	}
-	b = grow(b, n)
-	end := len(b)
-	b = b[:end+n]
-	for i := end + n - 1; i >= end; i-- {
-		b[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return b
+	return strconv.AppendUint(b, v, 10)
 }
 
 // grow makes room for n more bytes without changing b's length.
