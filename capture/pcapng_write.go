@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -34,6 +36,7 @@ type PcapngWriter struct {
 
 type ifaceKey struct {
 	netns, iface string
+	ifindex      int // names the interface only when iface is empty
 	linkType     LinkType
 }
 
@@ -57,11 +60,17 @@ func NewPcapngWriter(w io.Writer, app string) (*PcapngWriter, error) {
 // WritePacket writes an enhanced packet block, first declaring the
 // frame's interface if it is new.
 func (p *PcapngWriter) WritePacket(f Frame) error {
-	id, err := p.iface(f.Netns, ifaceName(f), f.LinkType)
+	id, err := p.iface(f.Netns, f.Iface, f.Ifindex, f.LinkType)
 	if err != nil {
 		return err
 	}
-	ts := uint64(f.Time.UnixNano())
+	if len(f.Comment) > math.MaxUint16 {
+		return fmt.Errorf("write pcapng packet: comment of %d bytes exceeds the %d an option holds", len(f.Comment), math.MaxUint16)
+	}
+	ts, err := pcapngTime(f.Time)
+	if err != nil {
+		return fmt.Errorf("write pcapng packet: %w", err)
+	}
 	b := binary.LittleEndian.AppendUint32(p.buf[:0], id)
 	b = binary.LittleEndian.AppendUint32(b, uint32(ts>>32))
 	b = binary.LittleEndian.AppendUint32(b, uint32(ts))
@@ -85,15 +94,23 @@ func (p *PcapngWriter) WritePacket(f Frame) error {
 	return nil
 }
 
-// ifaceName is the name a frame's interface gets in the file.
-func ifaceName(f Frame) string {
+// ifaceName is the name an interface gets in the file.
+func ifaceName(iface string, ifindex int) string {
 	switch {
-	case f.Iface != "":
-		return f.Iface
-	case f.Ifindex != 0:
-		return fmt.Sprintf("if%d", f.Ifindex)
+	case iface != "":
+		return iface
+	case ifindex != 0:
+		return "if" + strconv.Itoa(ifindex)
 	}
 	return "unknown"
+}
+
+// pcapngTime is t in nanoseconds since 1970, which pcapng stores unsigned.
+func pcapngTime(t time.Time) (uint64, error) {
+	if t.Before(time.Unix(0, 0)) || t.After(time.Unix(0, math.MaxInt64)) {
+		return 0, fmt.Errorf("time %v is outside the years 1970 to 2262", t)
+	}
+	return uint64(t.UnixNano()), nil
 }
 
 func directionFlags(d Direction) uint32 {
@@ -110,11 +127,14 @@ func directionFlags(d Direction) uint32 {
 // received, dropped by the kernel (isb_ifdrop) and dropped by hooktrace
 // (isb_osdrop), as of at.
 func (p *PcapngWriter) WriteInterfaceStats(netns, iface string, lt LinkType, received, kernelDrops, hooktraceDrops uint64, at time.Time) error {
-	id, err := p.iface(netns, iface, lt)
+	id, err := p.iface(netns, iface, 0, lt)
 	if err != nil {
 		return err
 	}
-	ts := uint64(at.UnixNano())
+	ts, err := pcapngTime(at)
+	if err != nil {
+		return fmt.Errorf("write pcapng statistics for %s: %w", fullName(netns, ifaceName(iface, 0)), err)
+	}
 	var v [8]byte
 	b := binary.LittleEndian.AppendUint32(p.buf[:0], id)
 	b = binary.LittleEndian.AppendUint32(b, uint32(ts>>32))
@@ -132,20 +152,23 @@ func (p *PcapngWriter) WriteInterfaceStats(netns, iface string, lt LinkType, rec
 	b = appendEndOfOptions(b)
 	p.buf = b
 	if err := p.writeBlock(blockIfStats, b); err != nil {
-		return fmt.Errorf("write pcapng statistics for %s: %w", iface, err)
+		return fmt.Errorf("write pcapng statistics for %s: %w", fullName(netns, ifaceName(iface, 0)), err)
 	}
 	return nil
 }
 
 // iface returns the interface id, writing its description block first.
-func (p *PcapngWriter) iface(netns, name string, lt LinkType) (uint32, error) {
-	k := ifaceKey{netns, name, lt}
+func (p *PcapngWriter) iface(netns, iface string, ifindex int, lt LinkType) (uint32, error) {
+	k := ifaceKey{netns: netns, iface: iface, linkType: lt}
+	if iface == "" {
+		k.ifindex = ifindex
+	}
 	if id, ok := p.ifaces[k]; ok {
 		return id, nil
 	}
-	full, desc := name, "interface "+name
+	name := ifaceName(iface, ifindex)
+	full, desc := fullName(netns, name), "interface "+name
 	if netns != "" {
-		full = netns + "/" + name
 		desc += " in network namespace " + netns
 	}
 	b := binary.LittleEndian.AppendUint16(p.buf[:0], uint16(lt))
@@ -162,6 +185,14 @@ func (p *PcapngWriter) iface(netns, name string, lt LinkType) (uint32, error) {
 	id := uint32(len(p.ifaces))
 	p.ifaces[k] = id
 	return id, nil
+}
+
+// fullName is the if_name option: "NETNS/IFACE", or IFACE alone.
+func fullName(netns, name string) string {
+	if netns == "" {
+		return name
+	}
+	return netns + "/" + name
 }
 
 // writeBlock frames a block body with its type and lengths.
