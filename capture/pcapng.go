@@ -154,6 +154,7 @@ func (p *pcapngReader) readInterface(body []byte) error {
 	if len(body) < 8 {
 		return fmt.Errorf("interface description block too short (%d bytes)", len(body))
 	}
+	var desc string
 	ifc := ngInterface{
 		linkType: LinkType(p.order.Uint16(body)),
 		snaplen:  p.order.Uint32(body[4:]),
@@ -163,6 +164,8 @@ func (p *pcapngReader) readInterface(body []byte) error {
 		switch code {
 		case optIfName:
 			ifc.name = string(trimNUL(val))
+		case optIfDesc:
+			desc = string(trimNUL(val))
 		case optIfTsresol:
 			if len(val) < 1 {
 				return fmt.Errorf("if_tsresol option is empty")
@@ -182,10 +185,12 @@ func (p *pcapngReader) readInterface(body []byte) error {
 	if err != nil {
 		return err
 	}
-	if p.byHooktrace {
-		if ns, name, ok := strings.Cut(ifc.name, "/"); ok {
-			ifc.netns, ifc.name = ns, name
-		}
+	// hooktrace names interfaces "NETNS/IFACE" (Linux names never hold
+	// '/'). The description says the same in words, and survives tools
+	// such as mergecap that rewrite the section header.
+	if ns, name, ok := strings.Cut(ifc.name, "/"); ok &&
+		(p.byHooktrace || desc == "interface "+name+" in network namespace "+ns) {
+		ifc.netns, ifc.name = ns, name
 	}
 	p.ifaces = append(p.ifaces, ifc)
 	p.types = append(p.types, ifc.linkType)

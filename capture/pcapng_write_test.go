@@ -97,27 +97,44 @@ func TestPcapngWriterOpensInTshark(t *testing.T) {
 	}
 }
 
-func TestPcapngSurvivesEditcap(t *testing.T) {
-	if _, err := exec.LookPath("editcap"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("editcap is not installed")
-		}
-		t.Skip("editcap is not installed")
-	}
+// TestPcapngSurvivesWiresharkTools runs hooktrace's pcapng through editcap
+// (which keeps the section header) and mergecap (which rewrites it): the
+// namespace, interface and direction of every packet come back.
+func TestPcapngSurvivesWiresharkTools(t *testing.T) {
 	path := writeTestPcapng(t)
-	out := filepath.Join(t.TempDir(), "edited.pcapng")
-	if b, err := exec.Command("editcap", "-F", "pcapng", path, out).CombinedOutput(); err != nil {
-		t.Fatalf("editcap: %v %s", err, b)
-	}
-	data, _ := os.ReadFile(out)
-	got, err := readAll(t, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, w := range testFrames() {
-		if got[i].Netns != w.Netns || got[i].Iface != w.Iface || got[i].Dir != w.Dir {
-			t.Errorf("frame %d after editcap: %s/%s %v, want %s/%s %v", i, got[i].Netns, got[i].Iface, got[i].Dir, w.Netns, w.Iface, w.Dir)
-		}
+	for _, tool := range []struct {
+		name string
+		args func(out string) []string
+	}{
+		{"editcap", func(out string) []string { return []string{"-F", "pcapng", path, out} }},
+		{"mergecap", func(out string) []string { return []string{"-F", "pcapng", "-w", out, path} }},
+	} {
+		t.Run(tool.name, func(t *testing.T) {
+			if _, err := exec.LookPath(tool.name); err != nil {
+				if os.Getenv("CI") != "" {
+					t.Fatalf("%s is not installed", tool.name)
+				}
+				t.Skipf("%s is not installed", tool.name)
+			}
+			out := filepath.Join(t.TempDir(), "out.pcapng")
+			if b, err := exec.Command(tool.name, tool.args(out)...).CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v %s", tool.name, err, b)
+			}
+			data, _ := os.ReadFile(out)
+			got, err := readAll(t, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := testFrames()
+			if len(got) != len(want) {
+				t.Fatalf("%d frames after %s, want %d", len(got), tool.name, len(want))
+			}
+			for i, w := range want {
+				if got[i].Netns != w.Netns || got[i].Iface != w.Iface || got[i].Dir != w.Dir {
+					t.Errorf("frame %d after %s: %s/%s %v, want %s/%s %v", i, tool.name, got[i].Netns, got[i].Iface, got[i].Dir, w.Netns, w.Iface, w.Dir)
+				}
+			}
+		})
 	}
 }
 
