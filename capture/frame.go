@@ -69,21 +69,22 @@ type Source interface {
 	Close() error
 }
 
-// Linux packet types from <linux/if_packet.h>, as Linux cooked headers carry them.
+// Linux packet types from <linux/if_packet.h>, as AF_PACKET sockets and
+// Linux cooked headers carry them.
 const (
-	packetHost      = 0
-	packetBroadcast = 1
-	packetMulticast = 2
-	packetOtherHost = 3
-	packetOutgoing  = 4
+	PacketHost      = 0 // to this host
+	PacketBroadcast = 1 // to all
+	PacketMulticast = 2 // to a group
+	PacketOtherHost = 3 // to another host, seen in promiscuous mode
+	PacketOutgoing  = 4 // sent by this host
 )
 
 // directionOf maps a Linux packet type to a direction.
 func directionOf(pkttype uint16) Direction {
 	switch pkttype {
-	case packetHost, packetBroadcast, packetMulticast, packetOtherHost:
+	case PacketHost, PacketBroadcast, PacketMulticast, PacketOtherHost:
 		return DirIn
-	case packetOutgoing:
+	case PacketOutgoing:
 		return DirOut
 	}
 	return DirUnknown

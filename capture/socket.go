@@ -44,11 +44,11 @@ func directionFilter(dir Direction, prog []bpf.RawInstruction) ([]bpf.RawInstruc
 		bpf.LoadExtension{Num: bpf.ExtType},
 		// The jump targets count from the next instruction: 0 goes on to
 		// the user's program after the reject, 1 skips to it.
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: packetOutgoing, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: PacketOutgoing, SkipTrue: 1},
 		bpf.RetConstant{Val: 0},
 	}
 	if dir == DirIn {
-		head[1] = bpf.JumpIf{Cond: bpf.JumpEqual, Val: packetOutgoing, SkipFalse: 1}
+		head[1] = bpf.JumpIf{Cond: bpf.JumpEqual, Val: PacketOutgoing, SkipFalse: 1}
 	}
 	raw, err := bpf.Assemble(head)
 	if err != nil {

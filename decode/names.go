@@ -4,32 +4,24 @@ import (
 	"strconv"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/hooktrace/hooktrace/capture"
 )
 
 func sllPacketType(t uint8) string {
 	switch t {
-	case packetHost:
+	case capture.PacketHost:
 		return "host"
-	case packetBroadcast:
+	case capture.PacketBroadcast:
 		return "broadcast"
-	case packetMulticast:
+	case capture.PacketMulticast:
 		return "multicast"
-	case packetOtherHost:
+	case capture.PacketOtherHost:
 		return "otherhost"
-	case packetOutgoing:
+	case capture.PacketOutgoing:
 		return "outgoing"
 	}
 	return "type" + strconv.Itoa(int(t))
 }
-
-// Linux packet types, as cooked headers carry them.
-const (
-	packetHost      = 0
-	packetBroadcast = 1
-	packetMulticast = 2
-	packetOtherHost = 3
-	packetOutgoing  = 4
-)
 
 var icmpv4Unreach = [...]string{
 	"net unreachable", "host unreachable", "protocol unreachable", "port unreachable",

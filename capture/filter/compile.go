@@ -73,25 +73,13 @@ var compileMu sync.Mutex
 
 // Compile compiles a tcpdump filter expression for packets of a capture
 // file, exactly as `tcpdump -r` does, for the given link type: a LINKTYPE_
-// value as capture files store it (capture.LinkType). It uses libpcap (optimised, netmask unknown, so "ip broadcast"
-// is refused). The program's accept value is snaplen; snaplen <= 0 or above
+// value as capture files store it (capture.LinkType). It uses libpcap
+// (optimised, netmask unknown, so "ip broadcast" is refused). The program's accept value is snaplen; snaplen <= 0 or above
 // 262144 means 262144, as in tcpdump.
 //
 // An empty expression accepts every packet of any link type. When libpcap
 // refuses the expression, the error is a *SyntaxError.
 func Compile(expr string, linkType int, snaplen int) (*Program, error) {
-	if snaplen <= 0 || snaplen > maxSnaplen {
-		snaplen = maxSnaplen
-	}
-	if strings.TrimSpace(expr) == "" {
-		return acceptAll(snaplen), nil
-	}
-	if strings.IndexByte(expr, 0) >= 0 {
-		return nil, &SyntaxError{Expr: expr, Msg: "expression contains a NUL byte"}
-	}
-	if linkType < 0 || linkType > math.MaxInt32 {
-		return nil, &SyntaxError{Expr: expr, Msg: fmt.Sprintf("link type %d out of range", linkType)}
-	}
 	return compile(expr, linkType, snaplen, true)
 }
 
@@ -100,6 +88,10 @@ func Compile(expr string, linkType int, snaplen int) (*Program, error) {
 // from Compile only where libpcap's code depends on the capturing host,
 // such as the address family values of loopback headers.
 func CompileLive(expr string, linkType int, snaplen int) (*Program, error) {
+	return compile(expr, linkType, snaplen, false)
+}
+
+func compile(expr string, linkType, snaplen int, offline bool) (*Program, error) {
 	if snaplen <= 0 || snaplen > maxSnaplen {
 		snaplen = maxSnaplen
 	}
@@ -112,10 +104,6 @@ func CompileLive(expr string, linkType int, snaplen int) (*Program, error) {
 	if linkType < 0 || linkType > math.MaxInt32 {
 		return nil, &SyntaxError{Expr: expr, Msg: fmt.Sprintf("link type %d out of range", linkType)}
 	}
-	return compile(expr, linkType, snaplen, false)
-}
-
-func compile(expr string, linkType, snaplen int, offline bool) (*Program, error) {
 	raw, err := pcapCompile(expr, linkType, snaplen, offline)
 	if err != nil {
 		return nil, err
