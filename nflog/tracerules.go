@@ -60,7 +60,20 @@ func (r *TraceRules) Remove() error {
 		}
 	}
 	r.installed = nil
-	return errors.Join(errs...)
+	return oneLineErrors(errs)
+}
+
+// oneLineErrors joins errors with "; " so a user-facing message stays on
+// one line.
+func oneLineErrors(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 func removeTraceTable(ns NetnsRef) error {
@@ -108,5 +121,5 @@ func Cleanup(namespaces []NetnsRef) ([]NetnsRef, error) {
 		}
 		removed = append(removed, ns)
 	}
-	return removed, errors.Join(errs...)
+	return removed, oneLineErrors(errs)
 }

@@ -22,6 +22,19 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	if err != nil {
 		return &usageError{err: err}
 	}
+	if o.trace {
+		rules, err := installTracing(o, namespaces)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := rules.Remove(); err != nil {
+				fmt.Fprintf(stderr, "hooktrace: %v\n", err)
+			}
+		}()
+	} else {
+		warnLeftovers(namespaces, stderr)
+	}
 	var notifyMu sync.Mutex
 	live, err := capture.StartLive(ctx, capture.LiveOptions{
 		Interfaces:      o.ifaces,

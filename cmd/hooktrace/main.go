@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/nflog"
 )
 
 // Exit codes.
@@ -42,6 +43,10 @@ type options struct {
 	blockTimeout time.Duration
 	promisc      bool
 	readyFile    string
+	trace        bool
+	traceAll     bool
+	traceRate    int
+	dryRun       bool
 }
 
 // usageError is a mistake on the command line, or a request that cannot
@@ -56,7 +61,9 @@ func usagef(format string, args ...any) error {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP comes when the terminal is lost: hooktrace stops cleanly then
+	// too, removing what it added.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -64,6 +71,9 @@ func main() {
 
 // run parses args, does the work and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "cleanup" {
+		return report(cleanup(args[1:], stdout), stderr)
+	}
 	opts, err := parseArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -72,11 +82,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hooktrace: %v\n", err)
 		return exitUsage
 	}
-	if opts.readFile != "" {
+	switch {
+	case opts.readFile != "":
 		err = replay(ctx, opts, stdout, stderr)
-	} else {
+	case opts.dryRun:
+		err = dryRun(opts, stdout)
+	default:
 		err = captureLive(ctx, opts, stdout, stderr)
 	}
+	return report(err, stderr)
+}
+
+// report prints an error in one line and returns the exit code for it.
+func report(err error, stderr io.Writer) int {
 	var ue *usageError
 	var pe *capture.PrivilegeError
 	switch {
@@ -116,6 +134,10 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.blockTimeout, "block-timeout", 10*time.Millisecond, "how long the kernel may hold a partly filled ring block")
 	fs.BoolVar(&o.promisc, "promisc", false, "put interfaces in promiscuous mode")
 	fs.StringVar(&o.readyFile, "ready-file", "", "create `FILE` once capture has started (for scripts and tests)")
+	fs.BoolVar(&o.trace, "trace", false, "trace the packets the filter selects through netfilter: adds table inet hooktrace (removed at exit) in every namespace captured")
+	fs.BoolVar(&o.traceAll, "trace-all", false, "with --trace and no filter: trace every packet (under the rate limit)")
+	fs.IntVar(&o.traceRate, "trace-rate", nflog.DefaultTraceRate, "packets per second each tracing rule may mark; 0 for no limit")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the rules --trace would add, and change nothing")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hooktrace [-i IFACE]... [--netns NS] [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n"+
 			"       hooktrace -r FILE [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n\n")
@@ -131,6 +153,18 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.readFile != "" && (len(o.ifaces) > 0 || o.netns != "") {
 		return nil, errors.New("-r reads a file: it does not go with -i or --netns")
+	}
+	if o.traceAll {
+		o.trace = true
+	}
+	if o.trace && o.readFile != "" {
+		return nil, errors.New("--trace traces live packets: it does not go with -r")
+	}
+	if o.trace && o.filter == "" && !o.traceAll {
+		return nil, errors.New("--trace needs a filter expression to choose the packets to trace, or --trace-all to trace every packet")
+	}
+	if o.dryRun && !o.trace {
+		return nil, errors.New("--dry-run shows what --trace would add: give --trace too")
 	}
 	if o.snaplen <= 0 {
 		return nil, fmt.Errorf("-s %d: the snap length must be positive", o.snaplen)

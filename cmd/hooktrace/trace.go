@@ -1,0 +1,122 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/nflog"
+)
+
+// netnsRefs turns captured namespaces into the references nflog uses.
+func netnsRefs(nss []capture.Namespace) ([]nflog.NetnsRef, error) {
+	self, err := capture.NamespaceSpec("")
+	if err != nil {
+		return nil, err
+	}
+	refs := make([]nflog.NetnsRef, 0, len(nss))
+	for _, ns := range nss {
+		r := nflog.NetnsRef{Name: ns.Name, Path: ns.Path}
+		if len(self) == 1 && ns.Inode == self[0].Inode {
+			r.Path = ""
+		}
+		refs = append(refs, r)
+	}
+	return refs, nil
+}
+
+// traceScript translates the filter into the script of hooktrace's table.
+func traceScript(o *options) (string, error) {
+	matches, err := nflog.TranslateFilter(o.filter)
+	if err != nil {
+		return "", &usageError{err: fmt.Errorf("%w (use a simpler filter, or --trace-all)", err)}
+	}
+	return nflog.TraceScript(matches, o.traceRate), nil
+}
+
+// dryRun prints, for each namespace, the rules --trace would add.
+func dryRun(o *options, stdout io.Writer) error {
+	script, err := traceScript(o)
+	if err != nil {
+		return err
+	}
+	nss, err := capture.NamespaceSpec(o.netns)
+	if err != nil {
+		return &usageError{err: err}
+	}
+	for _, ns := range nss {
+		name := ns.Name
+		if name == "" {
+			name = "(hooktrace's own)"
+		}
+		fmt.Fprintf(stdout, "# network namespace %s: nft -f - <<'EOF'\n%s# EOF\n", name, script)
+	}
+	return nil
+}
+
+// installTracing adds hooktrace's table in every namespace; the returned
+// rules are removed by the caller on every exit path.
+func installTracing(o *options, nss []capture.Namespace) (*nflog.TraceRules, error) {
+	script, err := traceScript(o)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := netnsRefs(nss)
+	if err != nil {
+		return nil, err
+	}
+	return nflog.InstallTraceRules(refs, script)
+}
+
+// cleanup is `hooktrace cleanup`: it removes what a killed hooktrace left,
+// in every namespace on the machine (or those --netns names).
+func cleanup(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("hooktrace cleanup", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	spec := fs.String("netns", "all", "namespaces to clean")
+	if err := fs.Parse(args); err != nil {
+		return &usageError{err: fmt.Errorf("cleanup: %w", err)}
+	}
+	nss, err := capture.NamespaceSpec(*spec)
+	if err != nil {
+		return &usageError{err: err}
+	}
+	refs, err := netnsRefs(nss)
+	if err != nil {
+		return err
+	}
+	removed, err := nflog.Cleanup(refs)
+	for _, r := range removed {
+		name := r.Name
+		if name == "" {
+			name = "(this namespace)"
+		}
+		fmt.Fprintf(stdout, "removed table inet %s in network namespace %s\n", nflog.TraceTable, name)
+	}
+	if len(removed) == 0 && err == nil {
+		fmt.Fprintln(stdout, "nothing to clean: no hooktrace table in any network namespace")
+	}
+	if err != nil {
+		return fmt.Errorf("cleanup incomplete: %w", err)
+	}
+	return nil
+}
+
+// warnLeftovers tells about hooktrace tables a killed run left behind.
+// Without nft there is nothing to look for, and nothing is said.
+func warnLeftovers(nss []capture.Namespace, stderr io.Writer) {
+	refs, err := netnsRefs(nss)
+	if err != nil {
+		return
+	}
+	for _, r := range refs {
+		if has, err := nflog.HasTraceTable(r); err == nil && has {
+			name := r.Name
+			if name == "" {
+				name = "(this namespace)"
+			}
+			fmt.Fprintf(stderr, "hooktrace: warning: network namespace %s still holds table inet %s from a hooktrace run that was killed; remove it with `hooktrace cleanup`\n", name, nflog.TraceTable)
+		}
+	}
+}
