@@ -23,6 +23,11 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		return &usageError{err: err}
 	}
 	if o.trace {
+		stopGuard, err := startGuard(namespacePaths(namespaces))
+		if err != nil {
+			return err
+		}
+		defer stopGuard()
 		rules, err := installTracing(o, namespaces)
 		if err != nil {
 			return err
@@ -63,7 +68,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "hooktrace: capturing on %s\n", describe(live.Stats(), o))
+	fmt.Fprintf(stderr, "hooktrace: capturing on %s\n", describe(live.Stats(), len(namespaces), o))
 	if o.readyFile != "" {
 		if err := os.WriteFile(o.readyFile, []byte("ready\n"), 0o644); err != nil {
 			out.close()
@@ -159,12 +164,8 @@ func consumeLive(src capture.Source, out *output, count uint64) error {
 }
 
 // describe says what is being captured, for the start-up line.
-func describe(stats []capture.InterfaceStats, o *options) string {
-	nss := map[string]bool{}
-	for _, s := range stats {
-		nss[s.Netns] = true
-	}
-	what := fmt.Sprintf("%d interfaces in %d network namespaces", len(stats), len(nss))
+func describe(stats []capture.InterfaceStats, namespaces int, o *options) string {
+	what := fmt.Sprintf("%d interfaces in %d network namespaces", len(stats), namespaces)
 	if o.filter != "" {
 		what += fmt.Sprintf(", filter %q", o.filter)
 	}
@@ -179,4 +180,14 @@ func splitComma(s string) []string {
 		}
 	}
 	return out
+}
+
+// namespacePaths is the --netns value naming exactly these namespaces,
+// for the cleanup guard.
+func namespacePaths(nss []capture.Namespace) string {
+	paths := make([]string, len(nss))
+	for i, ns := range nss {
+		paths[i] = ns.Path
+	}
+	return strings.Join(paths, ",")
 }

@@ -4,6 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"syscall"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/nflog"
@@ -75,8 +78,13 @@ func cleanup(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("hooktrace cleanup", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	spec := fs.String("netns", "all", "namespaces to clean")
+	guard := fs.Bool("guard", false, "wait until standard input closes (the traced hooktrace ended, however it ended), then clean")
 	if err := fs.Parse(args); err != nil {
 		return &usageError{err: fmt.Errorf("cleanup: %w", err)}
+	}
+	if *guard {
+		io.Copy(io.Discard, os.Stdin)
+		stdout = io.Discard
 	}
 	nss, err := capture.NamespaceSpec(*spec)
 	if err != nil {
@@ -119,4 +127,34 @@ func warnLeftovers(nss []capture.Namespace, stderr io.Writer) {
 			fmt.Fprintf(stderr, "hooktrace: warning: network namespace %s still holds table inet %s from a hooktrace run that was killed; remove it with `hooktrace cleanup`\n", name, nflog.TraceTable)
 		}
 	}
+}
+
+// startGuard starts `hooktrace cleanup --guard` for the traced namespaces:
+// a separate process that holds a pipe from this one and, when this
+// process ends in any way (a panic in any goroutine, SIGKILL), removes the
+// tracing table if it is still there. It runs in its own process group so
+// that a Ctrl-C meant for hooktrace does not stop it first. The returned
+// function ends it once hooktrace has removed the table itself.
+func startGuard(spec string) (func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("start cleanup guard: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start cleanup guard: %w", err)
+	}
+	cmd := exec.Command(self, "cleanup", "--guard", "--netns", spec)
+	cmd.Stdin = r
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("start cleanup guard: %w", err)
+	}
+	r.Close()
+	return func() {
+		w.Close() // the guard finds nothing left to clean, and exits
+		cmd.Wait()
+	}, nil
 }
