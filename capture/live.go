@@ -415,3 +415,25 @@ func (l *Live) Stats() []InterfaceStats {
 
 // ErrNoInterface reports an interface that was asked for and is absent.
 var ErrNoInterface = errors.New("no such interface")
+
+// InterfaceName returns the name of the interface with this index in a
+// captured namespace, or "" when it is not captured.
+func (l *Live) InterfaceName(netns string, index int) string {
+	l.mu.Lock()
+	nss := make([]*nsCapture, 0, len(l.namespaces))
+	for _, nc := range l.namespaces {
+		if nc.ns.Name == netns {
+			nss = append(nss, nc)
+		}
+	}
+	l.mu.Unlock()
+	for _, nc := range nss {
+		nc.mu.Lock()
+		ic, ok := nc.ifaces[index]
+		nc.mu.Unlock()
+		if ok {
+			return ic.name
+		}
+	}
+	return ""
+}

@@ -18,10 +18,18 @@ type PacketPrinter interface {
 
 // NDJSON writes newline-delimited JSON records; the schema is in README.md.
 type NDJSON struct {
-	w     io.Writer
-	j     jsonBuf
-	sum   []byte
-	clock stampCache
+	w       io.Writer
+	j       jsonBuf
+	sum     []byte
+	clock   stampCache
+	decoder *decode.Decoder // for trace header snapshots, made when first needed
+}
+
+func (p *NDJSON) dec() *decode.Decoder {
+	if p.decoder == nil {
+		p.decoder = decode.NewDecoder()
+	}
+	return p.decoder
 }
 
 // NewNDJSON returns an NDJSON printer writing to w. Wrap w in a
@@ -87,9 +95,17 @@ func writeLayer(j *jsonBuf, l *decode.Layer) {
 // Text writes one tcpdump-like line per packet: time, interface,
 // direction and every encapsulation layer.
 type Text struct {
-	w   io.Writer
-	loc *time.Location
-	b   []byte
+	w       io.Writer
+	loc     *time.Location
+	b       []byte
+	decoder *decode.Decoder // for trace header snapshots, made when first needed
+}
+
+func (t *Text) dec() *decode.Decoder {
+	if t.decoder == nil {
+		t.decoder = decode.NewDecoder()
+	}
+	return t.decoder
 }
 
 // NewText returns a text printer writing times in loc (time.Local for a

@@ -68,6 +68,15 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	stopFlush := out.flushEvery(200 * time.Millisecond)
+	defer stopFlush()
+	var tr *tracing
+	if o.trace {
+		if tr, err = startTracing(namespaces, live, out.traces, stderr); err != nil {
+			out.close()
+			return err
+		}
+	}
 	fmt.Fprintf(stderr, "hooktrace: capturing on %s\n", describe(live.Stats(), len(namespaces), o))
 	if o.readyFile != "" {
 		if err := os.WriteFile(o.readyFile, []byte("ready\n"), 0o644); err != nil {
@@ -79,6 +88,10 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	err = consumeLive(live, out, o.count)
 	live.Stop()
 	stopper()
+	if tr != nil {
+		tr.close()
+		fmt.Fprintf(stderr, "%d trace events received, %d times the kernel reported trace events lost\n", tr.received.Load(), tr.lost())
+	}
 	stats := live.Stats()
 	// Every packet is written before the statistics that close the file.
 	if ferr := out.finish(); ferr != nil && err == nil {

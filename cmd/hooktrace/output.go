@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -18,6 +19,8 @@ const version = "hooktrace 0.2"
 // fed through the parallel pipeline.
 type output struct {
 	out     *bufio.Writer
+	shared  *lockedWriter // out, shared by the packet pipeline and trace printing
+	traces  ui.TracePrinter
 	json    bool
 	pipe    *pipeline
 	file    *os.File
@@ -29,12 +32,15 @@ type output struct {
 // printed as text unless --json; with -w, only when asked.
 func openOutput(o *options, stdout io.Writer) (*output, error) {
 	out := &output{out: bufio.NewWriterSize(stdout, 256<<10), json: o.json}
+	out.shared = &lockedWriter{w: out.out}
 	var newPrinter printerFactory
 	switch {
 	case o.json:
 		newPrinter = func(w io.Writer) ui.PacketPrinter { return ui.NewNDJSON(w) }
+		out.traces = ui.NewNDJSON(out.shared)
 	case o.print || o.writeFile == "":
 		newPrinter = func(w io.Writer) ui.PacketPrinter { return ui.NewText(w, time.Local) }
+		out.traces = ui.NewText(out.shared, time.Local)
 	}
 	if o.writeFile != "" {
 		f, err := os.Create(o.writeFile)
@@ -49,7 +55,7 @@ func openOutput(o *options, stdout io.Writer) (*output, error) {
 			return nil, fmt.Errorf("write %s: %w", o.writeFile, err)
 		}
 	}
-	out.pipe = newPipeline(out.out, out.pcapng, newPrinter)
+	out.pipe = newPipeline(out.shared, out.pcapng, newPrinter)
 	return out, nil
 }
 
@@ -90,4 +96,45 @@ func (o *output) close() error {
 		}
 	}
 	return err
+}
+
+// lockedWriter serialises whole writes from several goroutines: each
+// printer writes one record per call.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// flushEvery flushes the shared output on a tick until the returned
+// function is called, so that a live capture's lines appear as packets
+// come rather than when a buffer fills.
+func (o *output) flushEvery(d time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				o.shared.mu.Lock()
+				o.out.Flush()
+				o.shared.mu.Unlock()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
