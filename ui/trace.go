@@ -135,4 +135,3 @@ func (t *Text) Trace(ev *decode.TraceEvent) error {
 	_, err := t.w.Write(b)
 	return err
 }
-
