@@ -65,7 +65,11 @@ func startTracing(nss []capture.Namespace, live *capture.Live, printer ui.TraceP
 	var resolveMu sync.Mutex
 	for i, ref := range refs {
 		l, err := nflog.ListenTraces(nss[i].Name, ref.Path, traceBufferBytes)
-		if err != nil {
+		var small *nflog.TraceBufferError
+		switch {
+		case errors.As(err, &small) && l != nil:
+			fmt.Fprintf(stderr, "hooktrace: warning: %v; a burst of trace events may be lost (and counted)\n", err)
+		case err != nil:
 			tr.close()
 			return nil, err
 		}
@@ -84,15 +88,22 @@ func startTracing(nss []capture.Namespace, live *capture.Live, printer ui.TraceP
 		go func(l *nflog.TraceListener, book *ruleBook, netns string) {
 			defer tr.wg.Done()
 			ifname := func(index uint32) string { return live.InterfaceName(netns, int(index)) }
+			failures := 0
 			for {
 				t, err := l.Next()
 				if errors.Is(err, net.ErrClosed) {
 					return
 				}
 				if err != nil {
-					fmt.Fprintf(stderr, "hooktrace: %v\n", err)
-					return
+					// A malformed message: say so, and keep listening, unless
+					// the socket itself keeps failing.
+					fmt.Fprintf(stderr, "hooktrace: warning: %v\n", err)
+					if failures++; failures > 100 {
+						return
+					}
+					continue
 				}
+				failures = 0
 				tr.received.Add(1)
 				if t.Table == nflog.TraceTable && nflog.FamilyName(t.Family) == "inet" {
 					continue // hooktrace's own marking rules: not the user's path
