@@ -60,6 +60,16 @@ func (p *NDJSON) Packet(n uint64, pkt *decode.Packet) error {
 	if f.Comment != "" {
 		j.Str("comment", f.Comment)
 	}
+	p.writeLayers(pkt)
+	j.close('}')
+	j.b = append(j.b, '\n')
+	_, err := p.w.Write(j.b)
+	return err
+}
+
+// writeLayers writes a packet's "layers" and "summary" members.
+func (p *NDJSON) writeLayers(pkt *decode.Packet) {
+	j := &p.j
 	j.BeginList("layers")
 	for i := range pkt.Layers {
 		writeLayer(j, &pkt.Layers[i])
@@ -67,10 +77,6 @@ func (p *NDJSON) Packet(n uint64, pkt *decode.Packet) error {
 	j.EndList()
 	p.sum = pkt.AppendSummary(p.sum[:0])
 	j.Text("summary", p.sum)
-	j.close('}')
-	j.b = append(j.b, '\n')
-	_, err := p.w.Write(j.b)
-	return err
 }
 
 func writeLayer(j *jsonBuf, l *decode.Layer) {

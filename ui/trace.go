@@ -56,14 +56,7 @@ func (p *NDJSON) Trace(ev *decode.TraceEvent) error {
 		j.plain("ct_direction", ctDirection(ev.CTDirection))
 	}
 	if f, ok := ev.Snapshot(); ok {
-		pkt := p.dec().Decode(f)
-		j.BeginList("layers")
-		for i := range pkt.Layers {
-			writeLayer(j, &pkt.Layers[i])
-		}
-		j.EndList()
-		p.sum = pkt.AppendSummary(p.sum[:0])
-		j.Text("summary", p.sum)
+		p.writeLayers(p.dec().Decode(f))
 	}
 	j.close('}')
 	j.b = append(j.b, '\n')
