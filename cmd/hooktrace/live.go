@@ -85,7 +85,8 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		}
 	}
 	stopper := stopOn(ctx, o.duration, live)
-	err = consumeLive(live, out, o.count)
+	// Live frames passed the kernel's filter already; Stop ends the source.
+	err = writeFrames(context.Background(), live, nil, out, o.count, stderr)
 	live.Stop()
 	stopper()
 	if tr != nil {
@@ -152,27 +153,6 @@ func stopOn(ctx context.Context, d time.Duration, live *capture.Live) func() {
 	return func() {
 		close(done)
 		wg.Wait()
-	}
-}
-
-// consumeLive writes frames until the capture ends or count is reached.
-func consumeLive(src capture.Source, out *output, count uint64) error {
-	var n uint64
-	for {
-		f, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		n++
-		if err := out.packet(n, f); err != nil {
-			return err
-		}
-		if count > 0 && n >= count {
-			return nil
-		}
 	}
 }
 

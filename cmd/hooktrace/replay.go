@@ -41,14 +41,16 @@ func replay(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	err = replayFrames(ctx, src, match, out, o.count, stderr)
+	err = writeFrames(ctx, src, match, out, o.count, stderr)
 	if cerr := out.close(); err == nil {
 		err = cerr
 	}
 	return err
 }
 
-func replayFrames(ctx context.Context, src capture.Source, match *filter.Set, out *output, limit uint64, stderr io.Writer) error {
+// writeFrames prints and writes the frames of src that pass match (nil:
+// all) until the source ends, ctx ends, or limit packets were written.
+func writeFrames(ctx context.Context, src capture.Source, match *filter.Set, out *output, limit uint64, stderr io.Writer) error {
 	warned := map[capture.LinkType]bool{}
 	var n, printed uint64
 	for {
