@@ -361,6 +361,37 @@ func (l *Live) Stop() {
 	close(l.stop)
 }
 
+// Inject adds frames from another live source (NFLOG groups, say) to what
+// Next returns, merged in time order with the captured frames; frames
+// must be in time order themselves. Their Data is copied. Like a capture
+// socket, Inject never waits: it returns how many frames it took, fewer
+// than len(frames) when the consumer is behind (no free batch) or the
+// capture has stopped; the caller counts the rest as shed.
+func (l *Live) Inject(frames []Frame) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0
+	}
+	taken := 0
+	for taken < len(frames) {
+		b := l.pool.get()
+		if b == nil {
+			return taken
+		}
+		for taken < len(frames) && (len(b.frames) == 0 || b.fits(len(frames[taken].Data))) {
+			f := frames[taken]
+			if len(f.Data) > cap(b.arena) {
+				f.Data = f.Data[:cap(b.arena)] // larger than any snap length
+			}
+			b.add(f)
+			taken++
+		}
+		l.pool.full <- b
+	}
+	return taken
+}
+
 // Close stops the capture and releases everything.
 func (l *Live) Close() error {
 	l.Stop()

@@ -240,3 +240,52 @@ func TestLiveReleasesEverything(t *testing.T) {
 		t.Errorf("goroutines grew from %d to %d over 5 captures:\n%s", goroutines, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestLiveInjectMergesFrames checks that frames from another source come
+// out of Next, merged in time order, that a consumer far behind makes
+// Inject shed (and say so), and that nothing is taken after Stop.
+func TestLiveInjectMergesFrames(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.New(t, "hxtinj")
+	nss, err := capture.NamespaceSpec(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := capture.StartLive(context.Background(), capture.LiveOptions{Namespaces: nss, Interfaces: []string{"lo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	base := time.Now().Add(-time.Second)
+	frame := func(i int) capture.Frame {
+		return capture.Frame{Time: base.Add(time.Duration(i) * time.Millisecond), Netns: ns, Iface: "nflog:7", LinkType: 239, Data: []byte{2, 0, 0, 7, byte(i)}, Len: 5}
+	}
+	// Two injections whose times interleave come out merged.
+	if n := live.Inject([]capture.Frame{frame(0), frame(2), frame(4)}); n != 3 {
+		t.Fatalf("Inject took %d of 3", n)
+	}
+	if n := live.Inject([]capture.Frame{frame(1), frame(3)}); n != 2 {
+		t.Fatalf("Inject took %d of 2", n)
+	}
+	for want := 0; want < 5; want++ {
+		f, err := live.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Iface != "nflog:7" || int(f.Data[4]) != want || !f.Time.Equal(frame(want).Time) {
+			t.Fatalf("frame %d: got %s %v %x", want, f.Iface, f.Time, f.Data)
+		}
+	}
+	// Nobody reads: the pool runs out, and Inject says how much it took.
+	many := make([]capture.Frame, 400000)
+	for i := range many {
+		many[i] = frame(10)
+	}
+	if n := live.Inject(many); n == 0 || n >= len(many) {
+		t.Fatalf("Inject of %d frames with no reader took %d: want some, not all", len(many), n)
+	}
+	live.Stop()
+	if n := live.Inject([]capture.Frame{frame(5)}); n != 0 {
+		t.Fatalf("Inject after Stop took %d frames", n)
+	}
+}
