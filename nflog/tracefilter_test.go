@@ -55,7 +55,7 @@ func TestTraceScriptIsValidNft(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		script := TraceScript(m, DefaultTraceRate)
+		script := TraceScript(m, DefaultTraceRate, DefaultLogGroup)
 		cmd := exec.Command("nft", "-c", "-f", "-")
 		cmd.Stdin = strings.NewReader(script)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -63,7 +63,7 @@ func TestTraceScriptIsValidNft(t *testing.T) {
 		}
 	}
 	m, _ := TranslateFilter("src host 10.0.0.1 and dst net 10.42.0.0/16")
-	if s := TraceScript(m, 0); !strings.Contains(s, "udp dport { 4789, 8472 } @th,336,32 0x0a000001 @th,368,32 & 0xffff0000 == 0x0a2a0000 meta nftrace set 1") {
+	if s := TraceScript(m, 0, -1); !strings.Contains(s, "udp dport { 4789, 8472 } @th,336,32 0x0a000001 @th,368,32 & 0xffff0000 == 0x0a2a0000 meta nftrace set 1") {
 		t.Errorf("no VXLAN rule for the inner addresses:\n%s", s)
 	}
 }

@@ -34,12 +34,38 @@ const (
 	vxlanInnerDstBits = (8 + 8 + 14 + 16) * 8
 )
 
-// TraceScript returns the `nft -f` script that adds hooktrace's table:
-// chains at the earliest priority of prerouting and output whose rules
-// set `meta nftrace set 1` for the packets matches selects (from
-// TranslateFilter), each under a rate limit (rate <= 0: none). Nothing in
-// it changes a verdict: the chains accept, and only set the trace bit.
-func TraceScript(matches []string, rate int) string {
+// tracePriority and lastPriority are the earliest and the latest
+// priorities a base chain can have: hooktrace's chains run before and
+// after every chain of the user's at the same hook.
+const lastPriority = 2147483647
+
+// DefaultLogGroup is the first NFLOG group hooktrace tries for its own
+// rules ("HT"); when another process holds it, the next ones are tried.
+const DefaultLogGroup = 0x4854
+
+// Log prefixes of hooktrace's NFLOG rules: the packet as it enters a hook
+// (before any of the user's chains) and as it leaves it (after all).
+const (
+	LogPrefixFirst = "hooktrace first"
+	LogPrefixLast  = "hooktrace last"
+)
+
+// tracedHooks are the inet hooks hooktrace's chains attach to.
+var tracedHooks = []string{"prerouting", "input", "forward", "output", "postrouting"}
+
+// TraceScript returns the `nft -f` script that adds hooktrace's table.
+//
+// Chains at the earliest priority of prerouting and output set `meta
+// nftrace set 1` for the packets matches selects (from TranslateFilter),
+// each rule under a rate limit (rate <= 0: none). With logGroup >= 0,
+// every hook (prerouting, input, forward, output, postrouting) also gets
+// a chain at the earliest and one at the latest priority whose rules send
+// the same packets to that NFLOG group, prefixed LogPrefixFirst or
+// LogPrefixLast: the packet's headers as it enters and as it leaves the
+// hook. Nothing in the script changes a verdict: every chain's policy is
+// accept, and an accept in a base chain only ends that chain, not the
+// user's chains at the same hook.
+func TraceScript(matches []string, rate int, logGroup int) string {
 	var rules []string
 	for _, m := range matches {
 		rules = append(rules, m)
@@ -53,15 +79,37 @@ func TraceScript(matches []string, rate int) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", TraceTable)
-	for _, hook := range []string{"prerouting", "output"} {
-		fmt.Fprintf(&b, "\tchain trace_%s {\n\t\ttype filter hook %s priority %d; policy accept;\n", hook, hook, tracePriority)
-		for _, r := range rules {
-			if r != "" {
-				r += " "
+	chain := func(name, hook string, priority int, statements ...string) {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n", name, hook, priority)
+		for _, st := range statements {
+			for _, r := range rules {
+				if r != "" {
+					r += " "
+				}
+				fmt.Fprintf(&b, "\t\t%s%s%s\n", r, limit, st)
 			}
-			fmt.Fprintf(&b, "\t\t%s%smeta nftrace set 1\n", r, limit)
 		}
 		b.WriteString("\t}\n")
+	}
+	// A packet that more than one rule selects is logged once: the first
+	// rule that logs it ends hooktrace's chain, whose policy is accept
+	// anyway, so the user's chains see the packet as before.
+	logFirst := fmt.Sprintf("log prefix %q group %d accept", LogPrefixFirst, logGroup)
+	logLast := fmt.Sprintf("log prefix %q group %d accept", LogPrefixLast, logGroup)
+	for _, hook := range tracedHooks {
+		var first []string
+		if hook == "prerouting" || hook == "output" {
+			first = append(first, "meta nftrace set 1")
+		}
+		if logGroup >= 0 {
+			first = append(first, logFirst)
+		}
+		if len(first) > 0 {
+			chain("first_"+hook, hook, tracePriority, first...)
+		}
+		if logGroup >= 0 {
+			chain("last_"+hook, hook, lastPriority, logLast)
+		}
 	}
 	b.WriteString("}\n")
 	return b.String()

@@ -35,7 +35,7 @@ func traceScript(o *options) (string, error) {
 	if err != nil {
 		return "", &usageError{err: fmt.Errorf("%w (use a simpler filter, or --trace-all)", err)}
 	}
-	return nflog.TraceScript(matches, o.traceRate), nil
+	return nflog.TraceScript(matches, o.traceRate, nflog.DefaultLogGroup), nil
 }
 
 // dryRun prints, for each namespace, the rules --trace would add.
