@@ -18,6 +18,9 @@ type LiveOptions struct {
 	// Interfaces to capture on; empty or "any" means every interface of
 	// every namespace, including interfaces that appear later.
 	Interfaces []string
+	// NoInterfaces captures on no interface at all: Next returns only
+	// what Inject adds (NFLOG groups alone, as `tcpdump -i nflog:N`).
+	NoInterfaces bool
 	// Namespaces to capture in; empty means hooktrace's own. With
 	// WatchNamespaces, namespaces that appear later are added and ones that
 	// vanish are closed.
@@ -66,6 +69,9 @@ func (o *LiveOptions) numBlocks() int {
 func (o *LiveOptions) frameSize() int { return 1 << 11 }
 
 func (o *LiveOptions) anyInterface() bool {
+	if o.NoInterfaces {
+		return false
+	}
 	for _, i := range o.Interfaces {
 		if i == "any" {
 			return true
@@ -365,19 +371,18 @@ func (l *Live) Stop() {
 // Next returns, merged in time order with the captured frames; frames
 // must be in time order themselves. Their Data is copied. Like a capture
 // socket, Inject never waits: it returns how many frames it took, fewer
-// than len(frames) when the consumer is behind (no free batch) or the
-// capture has stopped; the caller counts the rest as shed.
-func (l *Live) Inject(frames []Frame) int {
+// than len(frames) when the consumer is behind (no free batch), which the
+// caller counts as shed. After Stop it takes nothing and says so.
+func (l *Live) Inject(frames []Frame) (taken int, stopped bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return 0
+		return 0, true
 	}
-	taken := 0
 	for taken < len(frames) {
 		b := l.pool.get()
 		if b == nil {
-			return taken
+			return taken, false
 		}
 		for taken < len(frames) && (len(b.frames) == 0 || b.fits(len(frames[taken].Data))) {
 			f := frames[taken]
@@ -389,7 +394,7 @@ func (l *Live) Inject(frames []Frame) int {
 		}
 		l.pool.full <- b
 	}
-	return taken
+	return taken, false
 }
 
 // Close stops the capture and releases everything.

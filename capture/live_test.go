@@ -261,10 +261,10 @@ func TestLiveInjectMergesFrames(t *testing.T) {
 		return capture.Frame{Time: base.Add(time.Duration(i) * time.Millisecond), Netns: ns, Iface: "nflog:7", LinkType: 239, Data: []byte{2, 0, 0, 7, byte(i)}, Len: 5}
 	}
 	// Two injections whose times interleave come out merged.
-	if n := live.Inject([]capture.Frame{frame(0), frame(2), frame(4)}); n != 3 {
+	if n, _ := live.Inject([]capture.Frame{frame(0), frame(2), frame(4)}); n != 3 {
 		t.Fatalf("Inject took %d of 3", n)
 	}
-	if n := live.Inject([]capture.Frame{frame(1), frame(3)}); n != 2 {
+	if n, _ := live.Inject([]capture.Frame{frame(1), frame(3)}); n != 2 {
 		t.Fatalf("Inject took %d of 2", n)
 	}
 	for want := 0; want < 5; want++ {
@@ -281,11 +281,11 @@ func TestLiveInjectMergesFrames(t *testing.T) {
 	for i := range many {
 		many[i] = frame(10)
 	}
-	if n := live.Inject(many); n == 0 || n >= len(many) {
+	if n, stopped := live.Inject(many); n == 0 || n >= len(many) || stopped {
 		t.Fatalf("Inject of %d frames with no reader took %d: want some, not all", len(many), n)
 	}
 	live.Stop()
-	if n := live.Inject([]capture.Frame{frame(5)}); n != 0 {
-		t.Fatalf("Inject after Stop took %d frames", n)
+	if n, stopped := live.Inject([]capture.Frame{frame(5)}); n != 0 || !stopped {
+		t.Fatalf("Inject after Stop took %d frames, stopped %v", n, stopped)
 	}
 }

@@ -176,6 +176,9 @@ func (nc *nsCapture) follow(updates <-chan netlink.LinkUpdate) {
 // wanted says whether a link is to be captured.
 func (nc *nsCapture) wanted(name string) bool {
 	opts := &nc.live.opts
+	if opts.NoInterfaces {
+		return false
+	}
 	if opts.anyInterface() {
 		return true
 	}

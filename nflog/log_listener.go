@@ -1,6 +1,7 @@
 package nflog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -64,8 +65,8 @@ type LogListener struct {
 	name    string
 	group   uint16
 	conn    *netlink.Conn
-	pending []netlink.Message
-	recvAt  time.Time
+	pending []LogMessage // received, not yet returned by Next
+	buf     []byte       // one datagram
 	lastSeq uint32
 	haveSeq bool
 	lost    atomic.Uint64 // ENOBUFS reports
@@ -120,6 +121,8 @@ func (l *LogListener) bind() error {
 	if err != nil {
 		return traceErr(fmt.Sprintf("bind NFLOG group %d", l.group), l.name, err)
 	}
+	var early []netlink.Message
+	defer func() { l.queue(early, time.Now()) }()
 	for {
 		msgs, err := l.conn.Receive()
 		if err != nil {
@@ -129,9 +132,8 @@ func (l *LogListener) bind() error {
 			if m.Header.Type == netlink.Error && m.Header.Sequence == req.Header.Sequence {
 				return nil
 			}
-			l.pending = append(l.pending, m)
+			early = append(early, m)
 		}
-		l.recvAt = time.Now()
 	}
 }
 
@@ -178,26 +180,50 @@ func hasNetAdmin() bool {
 // an error wrapping net.ErrClosed. ENOBUFS is counted in Lost, and gaps in
 // the group's numbering in Missed; Next goes on after both.
 func (l *LogListener) Next() (LogMessage, error) {
-	for {
-		for len(l.pending) > 0 {
-			m := l.pending[0]
-			l.pending = l.pending[1:]
-			if m.Header.Type != nfulnlMsgPacket || len(m.Data) < 4 {
-				continue
-			}
-			msg := LogMessage{Netns: l.name, Group: binary.BigEndian.Uint16(m.Data[2:]), Time: l.recvAt, Data: m.Data}
-			l.account(msg.Data, &msg.Time)
-			return msg, nil
-		}
+	for len(l.pending) == 0 {
 		if err := l.receive(); err != nil {
 			return LogMessage{}, err
 		}
+	}
+	m := l.pending[0]
+	l.pending[0] = LogMessage{}
+	l.pending = l.pending[1:]
+	return m, nil
+}
+
+// queue keeps the log messages of one datagram, in the kernel's order,
+// counting the numbers skipped before each.
+//
+// A packet the host sends has no kernel timestamp before it reaches a
+// device; the kernel queued it before the messages that follow it in the
+// datagram, so it takes the time of the next message that has one (or
+// receivedAt): that keeps the kernel's order when messages are merged
+// with captured frames by time.
+func (l *LogListener) queue(msgs []netlink.Message, receivedAt time.Time) {
+	start := len(l.pending)
+	for _, m := range msgs {
+		if m.Header.Type != nfulnlMsgPacket || len(m.Data) < 4 {
+			continue
+		}
+		lm := LogMessage{Netns: l.name, Group: binary.BigEndian.Uint16(m.Data[2:]), Data: m.Data}
+		l.account(lm.Data, &lm.Time)
+		l.pending = append(l.pending, lm)
+	}
+	next := receivedAt
+	for i := len(l.pending) - 1; i >= start; i-- {
+		if l.pending[i].Time.IsZero() || l.pending[i].Time.After(next) {
+			l.pending[i].Time = next
+		}
+		next = l.pending[i].Time
 	}
 }
 
 // account reads the message's timestamp and sequence number, counting
 // the messages the numbering says were skipped.
 func (l *LogListener) account(data []byte, t *time.Time) {
+	if len(data) < 4 {
+		return
+	}
 	forEachAttr(data[4:], func(typ uint16, v []byte) {
 		switch {
 		case typ == nfulaTimestamp && len(v) >= 16:
@@ -236,20 +262,78 @@ func forEachAttr(b []byte, fn func(typ uint16, v []byte)) {
 }
 
 // receive waits for the next datagram and queues its messages.
+//
+// It reads datagrams itself: the kernel marks batched messages
+// NLM_F_MULTI, and netlink.Conn.Receive would then wait for more
+// datagrams until a NLMSG_DONE, holding back a batch the kernel sent
+// without one.
 func (l *LogListener) receive() error {
-	msgs, err := l.conn.Receive()
+	if l.buf == nil {
+		l.buf = make([]byte, logReceiveBuffer)
+	}
+	rc, err := l.conn.SyscallConn()
+	if err != nil {
+		return traceErr(fmt.Sprintf("receive NFLOG group %d", l.group), l.name, err)
+	}
+	var n int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr = unix.Recvfrom(int(fd), l.buf, unix.MSG_DONTWAIT)
+		return rerr != unix.EAGAIN && rerr != unix.EWOULDBLOCK
+	})
 	switch {
 	case l.closed.Load():
 		return fmt.Errorf("receive NFLOG group %d in netns %s: %w", l.group, l.name, net.ErrClosed)
-	case errors.Is(err, unix.ENOBUFS):
-		l.lost.Add(1)
-		return nil
 	case err != nil:
 		return traceErr(fmt.Sprintf("receive NFLOG group %d", l.group), l.name, err)
+	case errors.Is(rerr, unix.ENOBUFS):
+		l.lost.Add(1)
+		return nil
+	case rerr != nil:
+		return traceErr(fmt.Sprintf("receive NFLOG group %d", l.group), l.name, rerr)
 	}
-	l.pending, l.recvAt = msgs, time.Now()
+	l.queue(splitMessages(bytes.Clone(l.buf[:n])), time.Now())
 	return nil
 }
+
+// logReceiveBuffer holds one datagram: the kernel's batches are at most
+// logKernelBuffer bytes, and one message at most a full packet.
+const logReceiveBuffer = 256 << 10
+
+// splitMessages cuts a datagram into its netlink messages, stopping at
+// the first malformed header.
+func splitMessages(b []byte) []netlink.Message {
+	var msgs []netlink.Message
+	for len(b) >= unix.NLMSG_HDRLEN {
+		n := int(binary.NativeEndian.Uint32(b))
+		if n < unix.NLMSG_HDRLEN || n > len(b) {
+			break
+		}
+		msgs = append(msgs, netlink.Message{
+			Header: netlink.Header{
+				Length:   uint32(n),
+				Type:     netlink.HeaderType(binary.NativeEndian.Uint16(b[4:])),
+				Flags:    netlink.HeaderFlags(binary.NativeEndian.Uint16(b[6:])),
+				Sequence: binary.NativeEndian.Uint32(b[8:]),
+				PID:      binary.NativeEndian.Uint32(b[12:]),
+			},
+			Data: b[unix.NLMSG_HDRLEN:n:n],
+		})
+		n = (n + 3) &^ 3
+		if n > len(b) {
+			break
+		}
+		b = b[n:]
+	}
+	return msgs
+}
+
+// Buffered returns how many log messages were received and not yet
+// returned by Next: zero means the next call waits for the kernel.
+func (l *LogListener) Buffered() int { return len(l.pending) }
+
+// Netns returns the namespace name the listener was opened with.
+func (l *LogListener) Netns() string { return l.name }
 
 // Group returns the NFLOG group the listener is bound to.
 func (l *LogListener) Group() uint16 { return l.group }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	nstest "github.com/hooktrace/hooktrace/fixtures/netns"
+	"github.com/mdlayher/netlink"
 )
 
 // logRules sends UDP to port 9999 on loopback to NFLOG group 41.
@@ -211,17 +212,22 @@ func TestListenLogCountsFlood(t *testing.T) {
 	t.Logf("flood of %d: received %d, missed %d, ENOBUFS %d", sent, received.Load(), l.Missed(), l.Lost())
 }
 
-// FuzzLogRecord feeds arbitrary records to the parsing Next does on each
-// message: it must never panic, whatever the kernel (or a fuzzer) sends.
+// FuzzLogRecord feeds arbitrary bytes to the parsing a received datagram
+// goes through, as one record and as a datagram of netlink messages: it
+// must never panic, whatever the kernel (or a fuzzer) sends.
 func FuzzLogRecord(f *testing.F) {
 	f.Add([]byte{2, 0, 0, 41, 8, 0, 12, 0, 0, 0, 0, 7})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) < 4 {
-			return
-		}
 		l := &LogListener{}
 		var at time.Time
 		l.account(data, &at)
-		l.account(data, &at)
+		now := time.Now()
+		l.queue(splitMessages(data), now)
+		l.queue([]netlink.Message{{Header: netlink.Header{Type: nfulnlMsgPacket}, Data: data}}, now)
+		for _, m := range l.pending {
+			if m.Time.After(now) {
+				t.Fatalf("message time %v after its receive time %v", m.Time, now)
+			}
+		}
 	})
 }

@@ -29,6 +29,7 @@ type TraceListener struct {
 	pending []netlink.Message // received, not yet returned by Next
 	recvAt  time.Time         // when pending was received
 	lost    atomic.Uint64
+	events  atomic.Uint64 // events returned by Next
 	closed  atomic.Bool
 }
 
@@ -141,6 +142,7 @@ func (l *TraceListener) Next() (Trace, error) {
 				return Trace{}, fmt.Errorf("netns %s: %w", l.name, err)
 			}
 			t.Netns, t.Time = l.name, l.recvAt
+			l.events.Add(1)
 			return t, nil
 		}
 		if err := l.receive(); err != nil {
@@ -168,6 +170,12 @@ func (l *TraceListener) receive() error {
 // Lost returns how many times the socket reported ENOBUFS; each means
 // that the kernel dropped at least one event.
 func (l *TraceListener) Lost() uint64 { return l.lost.Load() }
+
+// Received returns how many events Next has returned.
+func (l *TraceListener) Received() uint64 { return l.events.Load() }
+
+// Netns returns the namespace name the listener was opened with.
+func (l *TraceListener) Netns() string { return l.name }
 
 // Close closes the socket and unblocks Next.
 func (l *TraceListener) Close() error {

@@ -130,7 +130,7 @@ func TestTraceScriptLogsEachHook(t *testing.T) {
 `, "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
-	l, err := ListenLog(name, ns.Path, 41, 1<<20)
+	l, err := ListenLog(name, ns.Path, 41, 64<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

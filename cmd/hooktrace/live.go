@@ -22,13 +22,39 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	if err != nil {
 		return &usageError{err: err}
 	}
+	var notifyMu sync.Mutex
+	warn := func(err error) {
+		notifyMu.Lock()
+		fmt.Fprintf(stderr, "hooktrace: warning: %v\n", err)
+		notifyMu.Unlock()
+	}
+	refs, err := netnsRefs(namespaces)
+	if err != nil {
+		return err
+	}
+	var logs *logSources
+	if len(o.nflogGroups) > 0 {
+		if logs, err = listenLogGroups(refs, o.nflogGroups, warn); err != nil {
+			return &usageError{err: err}
+		}
+		defer logs.close()
+	}
 	if o.trace {
 		stopGuard, err := startGuard(namespacePaths(namespaces))
 		if err != nil {
 			return err
 		}
 		defer stopGuard()
-		rules, err := installTracing(o, namespaces)
+		traceLogs, group, err := bindTraceGroup(refs, warn)
+		if err != nil {
+			return err
+		}
+		if logs == nil {
+			logs = &logSources{}
+			defer logs.close()
+		}
+		logs.merge(traceLogs)
+		rules, err := installTracing(o, namespaces, group)
 		if err != nil {
 			return err
 		}
@@ -40,7 +66,6 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	} else {
 		warnLeftovers(namespaces, stderr)
 	}
-	var notifyMu sync.Mutex
 	live, err := capture.StartLive(ctx, capture.LiveOptions{
 		Interfaces:      o.ifaces,
 		Namespaces:      namespaces,
@@ -64,6 +89,9 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer live.Close()
+	if logs != nil {
+		logs.feed(live, warn)
+	}
 	out, err := openOutput(o, stdout)
 	if err != nil {
 		return err
@@ -89,11 +117,12 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	err = writeFrames(context.Background(), live, nil, out, o.count, stderr)
 	live.Stop()
 	stopper()
+	logs.close()
 	if tr != nil {
 		tr.close()
 		fmt.Fprintf(stderr, "%d trace events received, %d times the kernel reported trace events lost\n", tr.received.Load(), tr.lost())
 	}
-	stats := live.Stats()
+	stats := append(live.Stats(), logs.stats()...)
 	// Every packet is written before the statistics that close the file.
 	if ferr := out.finish(); ferr != nil && err == nil {
 		err = ferr

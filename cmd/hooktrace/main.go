@@ -47,6 +47,7 @@ type options struct {
 	traceAll     bool
 	traceRate    int
 	dryRun       bool
+	nflogGroups  []uint16 // NFLOG groups to listen to (--nflog, -i nflog:N)
 }
 
 // usageError is a mistake on the command line, or a request that cannot
@@ -138,6 +139,8 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.traceAll, "trace-all", false, "with --trace and no filter: trace every packet (under the rate limit)")
 	fs.IntVar(&o.traceRate, "trace-rate", nflog.DefaultTraceRate, "packets per second each tracing rule may mark; 0 for no limit")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the rules --trace would add, and change nothing")
+	var groups stringList
+	fs.Var(&groups, "nflog", "listen to NFLOG `GROUPS` (comma-separated; -i nflog:N is the same) in every namespace captured; without -i, nothing else is captured")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hooktrace [-i IFACE]... [--netns NS] [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n"+
 			"       hooktrace -r FILE [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n\n")
@@ -146,7 +149,23 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	o.ifaces = ifaces
+	for _, i := range ifaces {
+		if g, ok := strings.CutPrefix(i, "nflog:"); ok {
+			groups = append(groups, g)
+			continue
+		}
+		o.ifaces = append(o.ifaces, i)
+	}
+	for _, spec := range groups {
+		gs, err := parseGroups(spec)
+		if err != nil {
+			return nil, err
+		}
+		o.nflogGroups = append(o.nflogGroups, gs...)
+	}
+	if len(o.nflogGroups) > 0 && o.readFile != "" {
+		return nil, errors.New("--nflog listens live: it does not go with -r (a capture of tcpdump -i nflog:N replays with -r alone)")
+	}
 	o.filter = strings.Join(fs.Args(), " ")
 	if o.json && o.print {
 		return nil, errors.New("--json and --print exclude each other")

@@ -29,18 +29,19 @@ func netnsRefs(nss []capture.Namespace) ([]nflog.NetnsRef, error) {
 	return refs, nil
 }
 
-// traceScript translates the filter into the script of hooktrace's table.
-func traceScript(o *options) (string, error) {
+// traceScript translates the filter into the script of hooktrace's table,
+// whose log rules send to logGroup.
+func traceScript(o *options, logGroup uint16) (string, error) {
 	matches, err := nflog.TranslateFilter(o.filter)
 	if err != nil {
 		return "", &usageError{err: fmt.Errorf("%w (use a simpler filter, or --trace-all)", err)}
 	}
-	return nflog.TraceScript(matches, o.traceRate, nflog.DefaultLogGroup), nil
+	return nflog.TraceScript(matches, o.traceRate, int(logGroup)), nil
 }
 
 // dryRun prints, for each namespace, the rules --trace would add.
 func dryRun(o *options, stdout io.Writer) error {
-	script, err := traceScript(o)
+	script, err := traceScript(o, nflog.DefaultLogGroup)
 	if err != nil {
 		return err
 	}
@@ -55,13 +56,16 @@ func dryRun(o *options, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "# network namespace %s: nft -f - <<'EOF'\n%s# EOF\n", name, script)
 	}
+	if len(nss) > 0 {
+		fmt.Fprintf(stdout, "# NFLOG group %d is used when it is free in every namespace, else the next free one.\n", nflog.DefaultLogGroup)
+	}
 	return nil
 }
 
 // installTracing adds hooktrace's table in every namespace; the returned
 // rules are removed by the caller on every exit path.
-func installTracing(o *options, nss []capture.Namespace) (*nflog.TraceRules, error) {
-	script, err := traceScript(o)
+func installTracing(o *options, nss []capture.Namespace, logGroup uint16) (*nflog.TraceRules, error) {
+	script, err := traceScript(o, logGroup)
 	if err != nil {
 		return nil, err
 	}
