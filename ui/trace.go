@@ -2,19 +2,41 @@ package ui
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/hooktrace/hooktrace/decode"
 	"github.com/hooktrace/hooktrace/nflog"
 )
 
 // TracePrinter writes one record per trace event.
+//
+// hooktrace prints the events of each traced namespace from that
+// namespace's listener, so the printers' Trace may be called from several
+// goroutines at once: each call builds its record in scratch space of its
+// own and writes it with one Write, which the writer must take whole (the
+// printer's own buffers, which Packet uses, are not touched).
 type TracePrinter interface {
 	Trace(ev *decode.TraceEvent) error
 }
 
+// Scratch printers for Trace calls, with their buffers and decoders.
+var (
+	ndjsonScratch = sync.Pool{New: func() any { return NewNDJSON(nil) }}
+	textScratch   = sync.Pool{New: func() any { return NewText(nil, nil) }}
+)
+
 // Trace writes a {"type":"trace",...} record; the header snapshot, when
 // the event has one, is decoded into "layers".
 func (p *NDJSON) Trace(ev *decode.TraceEvent) error {
+	s := ndjsonScratch.Get().(*NDJSON)
+	s.w = p.w
+	err := s.trace(ev)
+	s.w = nil
+	ndjsonScratch.Put(s)
+	return err
+}
+
+func (p *NDJSON) trace(ev *decode.TraceEvent) error {
 	j := &p.j
 	j.reset()
 	j.open('{')
@@ -75,6 +97,15 @@ func ctDirection(d uint8) string {
 // hook and priority), the rule and its verdict, interfaces, mark,
 // conntrack state, and the packet when the event carries its headers.
 func (t *Text) Trace(ev *decode.TraceEvent) error {
+	s := textScratch.Get().(*Text)
+	s.w, s.loc = t.w, t.loc
+	err := s.trace(ev)
+	s.w, s.loc = nil, nil
+	textScratch.Put(s)
+	return err
+}
+
+func (t *Text) trace(ev *decode.TraceEvent) error {
 	b := ev.Time.In(t.loc).AppendFormat(t.b[:0], "15:04:05.000000")
 	if ev.Netns != "" {
 		b = append(append(b, ' '), ev.Netns...)
