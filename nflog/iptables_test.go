@@ -272,6 +272,58 @@ func TestLoadIptablesRulesByHandle(t *testing.T) {
 	}
 }
 
+// A rule iptables-nft adds after the load has nf_tables text once its
+// chain is reloaded, and its iptables text once ReloadIptables ran; the
+// rules that were there keep theirs.
+func TestReloadIptablesAfterRuleAdded(t *testing.T) {
+	netns.RequireRoot(t)
+	ns := netns.New(t, "hxtipr")
+	inNS := func(args ...string) { netns.Run(t, append([]string{"ip", "netns", "exec", ns}, args...)...) }
+	inNS("iptables-nft", "-A", "INPUT", "-p", "tcp", "-m", "tcp", "--dport", "22", "-j", "DROP")
+	inNS("ip6tables-nft", "-A", "INPUT", "-p", "udp", "-m", "udp", "--dport", "53", "-j", "ACCEPT")
+	nsPath := "/run/netns/" + ns
+	rs, err := LoadRuleset(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadIptablesRules(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.AttachIptables(m)
+	old := rs.ChainRules("ip", "filter", "INPUT")
+	if len(old) != 1 {
+		t.Fatalf("INPUT has %d rules, want 1", len(old))
+	}
+
+	inNS("iptables-nft", "-I", "INPUT", "1", "-p", "tcp", "-m", "tcp", "--dport", "11", "-j", "ACCEPT")
+	if err := rs.ReloadChain(nsPath, "ip", "filter", "INPUT"); err != nil {
+		t.Fatal(err)
+	}
+	rules := rs.ChainRules("ip", "filter", "INPUT")
+	if len(rules) != 2 || rules[1].Handle != old[0].Handle {
+		t.Fatalf("INPUT after the insert: %+v", rules)
+	}
+	if s, ok := rs.IptablesRule("ip", "filter", "INPUT", rules[0].Handle); ok {
+		t.Fatalf("the new rule has iptables text %q before ReloadIptables", s)
+	}
+	if err := rs.ReloadIptables(nsPath); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"-A INPUT -p tcp -m tcp --dport 11 -j ACCEPT", "-A INPUT -p tcp -m tcp --dport 22 -j DROP"} {
+		if got, _ := rs.IptablesRule("ip", "filter", "INPUT", rules[i].Handle); got != want {
+			t.Errorf("INPUT rule %d (handle %d): %q, want %q", i+1, rules[i].Handle, got, want)
+		}
+	}
+	r6 := rs.ChainRules("ip6", "filter", "INPUT")
+	if len(r6) != 1 {
+		t.Fatalf("ip6 INPUT has %d rules, want 1", len(r6))
+	}
+	if got, _ := rs.IptablesRule("ip6", "filter", "INPUT", r6[0].Handle); got != "-A INPUT -p udp -m udp --dport 53 -j ACCEPT" {
+		t.Errorf("ip6 INPUT rule: %q", got)
+	}
+}
+
 func TestLoadIptablesRulesRecorded(t *testing.T) {
 	netns.RequireRoot(t)
 	ns := netns.New(t, "hxtipt")
