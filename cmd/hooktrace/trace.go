@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -86,7 +87,9 @@ func cleanup(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return &usageError{err: fmt.Errorf("cleanup: %w", err)}
 	}
+	owner := 0
 	if *guard {
+		owner = os.Getppid() // the hooktrace this guard watches
 		io.Copy(io.Discard, os.Stdin)
 		stdout = io.Discard
 	}
@@ -98,7 +101,9 @@ func cleanup(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	restored, berr := restoreBackends(nss, hasAll(*spec), owner, stdout)
 	removed, err := nflog.Cleanup(refs)
+	err = oneLine(errors.Join(err, berr))
 	for _, r := range removed {
 		name := r.Name
 		if name == "" {
@@ -106,8 +111,8 @@ func cleanup(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "removed table inet %s in network namespace %s\n", nflog.TraceTable, name)
 	}
-	if len(removed) == 0 && err == nil {
-		fmt.Fprintln(stdout, "nothing to clean: no hooktrace table in any network namespace")
+	if len(removed) == 0 && restored == 0 && err == nil {
+		fmt.Fprintln(stdout, "nothing to clean: no hooktrace table or nf_log backend in any network namespace")
 	}
 	if err != nil {
 		return fmt.Errorf("cleanup incomplete: %w", err)
@@ -115,9 +120,10 @@ func cleanup(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// warnLeftovers tells about hooktrace tables a killed run left behind.
-// Without nft there is nothing to look for, and nothing is said.
+// warnLeftovers tells about hooktrace tables and nf_log backends a killed
+// run left behind. Without nft there is no table to look for.
 func warnLeftovers(nss []capture.Namespace, stderr io.Writer) {
+	warnBackendLeftovers(nss, stderr)
 	refs, err := netnsRefs(nss)
 	if err != nil {
 		return
