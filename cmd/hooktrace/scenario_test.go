@@ -458,6 +458,10 @@ func TestScenarioVerdicts(t *testing.T) {
 	nstest.Veth(t, a, "va", "10.91.0.1/24", b, "vb", "10.91.0.2/24")
 	loadNft(t, b, scenarioFilterRules)
 	s := startTraceSession(t, "host 10.91.0.1", b)
+	// A rule added while tracing: nft monitor trace, which listed the
+	// ruleset when it started, prints it as an unknown handle; hooktrace
+	// must find its text.
+	nstest.Run(t, "ip", "netns", "exec", b, "nft", "add rule inet scn input tcp dport 12 accept")
 
 	// Each packet's fate, checked from the sender's side.
 	if sendEcho(t, a, "10.91.0.2", 1, 8, 0) {
@@ -474,6 +478,7 @@ func TestScenarioVerdicts(t *testing.T) {
 		{"8", outcomeRefused},  // reject with tcp reset
 		{"10", outcomeRefused}, // accept; nothing listens
 		{"11", outcomeTimeout}, // policy drop
+		{"12", outcomeRefused}, // the rule added while tracing: accept
 	} {
 		if got, _ := dialTCP(t, a, "10.91.0.2:"+c.port, 200*time.Millisecond, false); got != c.want {
 			t.Errorf("TCP port %s: %s, want %s", c.port, got, c.want)
@@ -508,6 +513,9 @@ func TestScenarioVerdicts(t *testing.T) {
 		t.Errorf("hooktrace lacks a verdict the scenario is about; want %v", want)
 	}
 	checkHooktraceDetails(t, got[b], nft[b], map[string]string{"input": "input", "icmpchk": "input", "synchk": "input"})
+	if !hasSteps(got[b], expectStep{"input", "tcp dport 12 accept", "accept"}) {
+		t.Errorf("hooktrace does not show the text of the rule added while tracing")
+	}
 }
 
 const scenarioRouterRules = `table ip natfw {
