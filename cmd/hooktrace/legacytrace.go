@@ -254,20 +254,6 @@ func oneLine(err error) error {
 	return errors.New(msg)
 }
 
-// syncTracePrinter lets several goroutines print trace events through one
-// printer, whose buffers are not safe for concurrent use.
-type syncTracePrinter struct {
-	mu sync.Mutex
-	p  ui.TracePrinter
-}
-
-// Trace prints one event at a time.
-func (s *syncTracePrinter) Trace(ev *decode.TraceEvent) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.p.Trace(ev)
-}
-
 // leftoverBackends pairs the recorded nf_log backend changes with the
 // namespaces in nss, by inode, setting each change's path to enter it.
 // Changes in namespaces not in nss are returned apart.

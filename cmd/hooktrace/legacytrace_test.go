@@ -459,3 +459,47 @@ func runBinary(t *testing.T, args ...string) (int, string, string) {
 	}
 	return code, out.String(), errb.String()
 }
+
+// TestLegacyTraceEndToEnd runs `hooktrace --trace` on the legacy rule set
+// and ends it every way it can end: the TRACE lines are printed, and the
+// backends and rules are as they were afterwards. It runs once live.go
+// calls startLegacyTracing.
+func TestLegacyTraceEndToEnd(t *testing.T) {
+	src, err := os.ReadFile("live.go")
+	if err != nil || !strings.Contains(string(src), "startLegacyTracing(") {
+		t.Skip("live.go does not start legacy tracing yet")
+	}
+	lab := newLegacyLab(t)
+	before := legacyState(t, lab)
+	t.Cleanup(func() { exec.Command(hooktraceBin, "cleanup", "--netns", lab.b).Run() })
+	for _, end := range []string{"duration", "SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"} {
+		t.Run(end, func(t *testing.T) {
+			args := []string{"--trace", "--netns", lab.b, "--print", "icmp or udp or icmp6"}
+			if end == "duration" {
+				args = append([]string{"--duration", "2s"}, args...)
+			}
+			r := startHooktrace(t, args...)
+			lab.traffic(t)
+			time.Sleep(300 * time.Millisecond)
+			switch end {
+			case "duration":
+			case "SIGKILL":
+				r.cmd.Process.Kill()
+			default:
+				r.cmd.Process.Signal(map[string]syscall.Signal{"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM, "SIGHUP": syscall.SIGHUP}[end])
+			}
+			r.cmd.Wait()
+			if end != "SIGKILL" && !strings.Contains(r.stdout.String(), "ip filter INPUT (input prio 0) rule #2 -A INPUT -p icmp -j icmpchk => jump icmpchk") {
+				t.Errorf("no legacy TRACE step printed:\n%s\n%s", r.stdout.String(), r.stderr.String())
+			}
+			// After SIGKILL the guard restores once it sees hooktrace gone.
+			deadline := time.Now().Add(5 * time.Second)
+			for after := legacyState(t, lab); after != before; after = legacyState(t, lab) {
+				if time.Now().After(deadline) {
+					t.Fatalf("state after %s:\n%s\nbefore:\n%s", end, after, before)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
