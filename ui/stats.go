@@ -17,9 +17,27 @@ func captureTotals(stats []capture.InterfaceStats) (recv, kdrop, hdrop uint64) {
 	return
 }
 
+// TraceCounts are the nf_tables trace events of one namespace.
+type TraceCounts struct {
+	Netns    string
+	Received uint64 // events received
+	// Lost counts the kernel's ENOBUFS reports: each means that at least
+	// one event was dropped because the socket buffer was full.
+	Lost uint64
+}
+
+func traceTotals(traces []TraceCounts) (recv, lost uint64) {
+	for _, t := range traces {
+		recv += t.Received
+		lost += t.Lost
+	}
+	return
+}
+
 // Stats writes the final {"type":"stats",...} record of a live capture:
-// totals, then one object per interface.
-func (p *NDJSON) Stats(stats []capture.InterfaceStats) error {
+// totals, then one object per interface (NFLOG groups are interfaces
+// named nflog:N), then, when tracing, one object per traced namespace.
+func (p *NDJSON) Stats(stats []capture.InterfaceStats, traces []TraceCounts) error {
 	j := &p.j
 	j.reset()
 	j.open('{')
@@ -39,6 +57,20 @@ func (p *NDJSON) Stats(stats []capture.InterfaceStats) error {
 		j.EndObject()
 	}
 	j.EndList()
+	if traces != nil {
+		recv, lost := traceTotals(traces)
+		j.Uint("trace_events", recv)
+		j.Uint("trace_enobufs", lost)
+		j.BeginList("traces")
+		for _, t := range traces {
+			j.BeginObject()
+			j.Str("netns", t.Netns)
+			j.Uint("events", t.Received)
+			j.Uint("enobufs", t.Lost)
+			j.EndObject()
+		}
+		j.EndList()
+	}
 	j.close('}')
 	j.b = append(j.b, '\n')
 	_, err := p.w.Write(j.b)
@@ -46,8 +78,24 @@ func (p *NDJSON) Stats(stats []capture.InterfaceStats) error {
 }
 
 // WriteStatsText writes the counters as tcpdump does at exit, followed by
-// a line per interface when there are several.
-func WriteStatsText(w io.Writer, stats []capture.InterfaceStats) {
+// a line per interface when there are several, and the trace events
+// (per namespace when there are several; traces nil: not tracing).
+func WriteStatsText(w io.Writer, stats []capture.InterfaceStats, traces []TraceCounts) {
+	writeCaptureText(w, stats)
+	if traces == nil {
+		return
+	}
+	recv, lost := traceTotals(traces)
+	fmt.Fprintf(w, "%d trace events received\n%d times the kernel reported trace events lost (ENOBUFS)\n", recv, lost)
+	if len(traces) < 2 {
+		return
+	}
+	for _, t := range traces {
+		fmt.Fprintf(w, "  %-24s %d trace events, %d ENOBUFS\n", t.Netns, t.Received, t.Lost)
+	}
+}
+
+func writeCaptureText(w io.Writer, stats []capture.InterfaceStats) {
 	recv, kdrop, hdrop := captureTotals(stats)
 	fmt.Fprintf(w, "%d packets captured\n%d packets dropped by kernel\n%d packets dropped by hooktrace\n", recv, kdrop, hdrop)
 	if len(stats) < 2 {

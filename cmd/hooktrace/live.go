@@ -68,6 +68,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	}
 	live, err := capture.StartLive(ctx, capture.LiveOptions{
 		Interfaces:      o.ifaces,
+		NoInterfaces:    len(o.ifaces) == 0 && len(o.nflogGroups) > 0,
 		Namespaces:      namespaces,
 		WatchNamespaces: hasAll(o.netns),
 		Snaplen:         o.snaplen,
@@ -118,9 +119,10 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	live.Stop()
 	stopper()
 	logs.close()
+	var traces []ui.TraceCounts
 	if tr != nil {
 		tr.close()
-		fmt.Fprintf(stderr, "%d trace events received, %d times the kernel reported trace events lost\n", tr.received.Load(), tr.lost())
+		traces = traceCounts(tr)
 	}
 	stats := append(live.Stats(), logs.stats()...)
 	// Every packet is written before the statistics that close the file.
@@ -135,13 +137,13 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	if serr := out.stats(stats); serr != nil && err == nil {
+	if serr := out.stats(stats, traces); serr != nil && err == nil {
 		err = serr
 	}
 	if cerr := out.close(); err == nil {
 		err = cerr
 	}
-	ui.WriteStatsText(stderr, stats)
+	ui.WriteStatsText(stderr, stats, traces)
 	return err
 }
 
@@ -212,4 +214,14 @@ func namespacePaths(nss []capture.Namespace) string {
 		paths[i] = ns.Path
 	}
 	return strings.Join(paths, ",")
+}
+
+// traceCounts returns the events each namespace's trace listener
+// received, and its ENOBUFS reports.
+func traceCounts(tr *tracing) []ui.TraceCounts {
+	counts := make([]ui.TraceCounts, 0, len(tr.listeners))
+	for _, l := range tr.listeners {
+		counts = append(counts, ui.TraceCounts{Netns: l.Netns(), Received: l.Received(), Lost: l.Lost()})
+	}
+	return counts
 }

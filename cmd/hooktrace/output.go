@@ -70,11 +70,11 @@ func (o *output) finish() error {
 }
 
 // stats writes the final stats record in --json mode; call after finish.
-func (o *output) stats(stats []capture.InterfaceStats) error {
+func (o *output) stats(stats []capture.InterfaceStats, traces []ui.TraceCounts) error {
 	if !o.json {
 		return nil
 	}
-	if err := ui.NewNDJSON(o.out).Stats(stats); err != nil {
+	if err := ui.NewNDJSON(o.out).Stats(stats, traces); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
@@ -115,6 +115,7 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 // function is called, so that a live capture's lines appear as packets
 // come rather than when a buffer fills.
 func (o *output) flushEvery(d time.Duration) (stop func()) {
+	o.pipe.ticked = true
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -127,6 +128,7 @@ func (o *output) flushEvery(d time.Duration) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
+				o.pipe.flushPending()
 				o.shared.mu.Lock()
 				o.out.Flush()
 				o.shared.mu.Unlock()

@@ -69,6 +69,11 @@ type pipeline struct {
 	errMu     sync.Mutex
 	closeOnce sync.Once
 
+	// ticked: a live capture flushes the partly filled chunk on a tick
+	// (flushPending, from another goroutine), so mu guards cur.
+	ticked bool
+	mu     sync.Mutex
+
 	direct  bool // no workers: add prints and writes at once
 	dec     *decode.Decoder
 	printer ui.PacketPrinter
@@ -108,6 +113,10 @@ func (p *pipeline) add(n uint64, f capture.Frame) error {
 	if p.direct {
 		return p.addDirect(n, f)
 	}
+	if p.ticked {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+	}
 	if p.cur != nil && !p.cur.fits(len(f.Data)) {
 		p.flush()
 	}
@@ -131,6 +140,18 @@ func (p *pipeline) flush() {
 	p.cur = nil
 }
 
+// flushPending hands the partly filled chunk to the workers, so that a
+// live capture's packets are printed within a tick of arriving rather
+// than when a chunk fills. Only for a pipeline with ticked set.
+func (p *pipeline) flushPending() {
+	if p.direct {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flush()
+}
+
 // close waits for everything queued to be written. Later calls only
 // return the error.
 func (p *pipeline) close() error {
@@ -138,7 +159,9 @@ func (p *pipeline) close() error {
 		return p.err()
 	}
 	p.closeOnce.Do(func() {
+		p.mu.Lock()
 		p.flush()
+		p.mu.Unlock()
 		close(p.work)
 		p.wg.Wait()
 		close(p.done)
