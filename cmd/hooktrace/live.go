@@ -106,6 +106,17 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	var legacy *legacyTracing
+	if o.trace {
+		// iptables-legacy TRACE lines, where legacy tables exist; closed
+		// before the output, and again (a no-op) on an early return.
+		legacy = startLegacyTracing(namespaces, live.InterfaceName, out.traces, stderr)
+		defer func() {
+			if err := legacy.close(); err != nil {
+				fmt.Fprintf(stderr, "hooktrace: %v\n", err)
+			}
+		}()
+	}
 	fmt.Fprintf(stderr, "hooktrace: capturing on %s\n", describe(live.Stats(), len(namespaces), o))
 	if o.readyFile != "" {
 		if err := os.WriteFile(o.readyFile, []byte("ready\n"), 0o644); err != nil {
@@ -123,6 +134,11 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	if tr != nil {
 		tr.close()
 		traces = traceCounts(tr)
+	}
+	if legacy != nil {
+		if lerr := legacy.close(); lerr != nil {
+			fmt.Fprintf(stderr, "hooktrace: %v\n", lerr)
+		}
 	}
 	stats := append(live.Stats(), logs.stats()...)
 	// Every packet is written before the statistics that close the file.
