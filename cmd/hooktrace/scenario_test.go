@@ -109,6 +109,43 @@ func parseHooktraceTrace(out, netns string) []traceStep {
 	return steps
 }
 
+// nftPacketLine matches the line `nft monitor trace` prints for the first
+// event of a base chain, with the packet's interfaces: `packet: iif "eb"
+// oif "rs" ...`, or the index when nft cannot name it.
+var nftPacketLine = regexp.MustCompile(`^trace id ([0-9a-f]+) (\S+) (\S+) (\S+) packet: (?:iif "?([^" ]*)"? )?(?:oif "?([^" ]*)"? )?`)
+
+// parseNftPackets lists "id family table chain iif oif" for each base
+// chain a packet entered, as nft monitor trace printed them, leaving out
+// hooktrace's own table.
+func parseNftPackets(out string) []string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		m := nftPacketLine.FindStringSubmatch(l)
+		if m == nil || (m[2] == "inet" && m[3] == "hooktrace") {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %s %s iif=%s oif=%s", m[1], m[2], m[3], m[4], m[5], m[6]))
+	}
+	return lines
+}
+
+// parseHooktracePackets lists the same from hooktrace's records of one
+// namespace: those that carry the packet's headers.
+func parseHooktracePackets(out, netns string) []string {
+	var lines []string
+	for _, line := range strings.Split(out, "\n") {
+		var rec struct {
+			Type, Netns, ID, Family, Table, Chain, Iif, Oif string
+			Layers                                          []json.RawMessage
+		}
+		if line == "" || json.Unmarshal([]byte(line), &rec) != nil || rec.Type != "trace" || rec.Netns != netns || len(rec.Layers) == 0 {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %s %s iif=%s oif=%s", rec.ID, rec.Family, rec.Table, rec.Chain, rec.Iif, rec.Oif))
+	}
+	return lines
+}
+
 // monitor is a command printing events, run in a namespace until the test
 // ends.
 type monitor struct {
@@ -192,10 +229,18 @@ func (s *traceSession) settle(t *testing.T, done func(nft map[string][]traceStep
 	}
 	s.ht.stop(t)
 	got, want = snapshot()
+	out := s.ht.stdout.String()
 	for _, ns := range s.nss {
 		g, w := stepKeys(got[ns]), stepKeys(want[ns])
 		if fmt.Sprint(g) != fmt.Sprint(w) {
 			t.Errorf("netns %s: hooktrace's steps differ from nft monitor trace's:\n%s", ns, diffLines(g, w))
+		}
+		g, w = parseHooktracePackets(out, ns), parseNftPackets(s.nft[ns].stdout.String())
+		if len(w) == 0 && len(want[ns]) > 0 {
+			t.Errorf("netns %s: no packet lines read from nft monitor trace", ns)
+		}
+		if fmt.Sprint(g) != fmt.Sprint(w) {
+			t.Errorf("netns %s: hooktrace's interfaces differ from nft monitor trace's:\n%s", ns, diffLines(g, w))
 		}
 	}
 	if t.Failed() {
