@@ -7,8 +7,9 @@ import (
 
 // Ruleset is what hooktrace knows of one namespace's nf_tables rules: the
 // text of every rule by handle, and every chain's hook and priority. It
-// is built from `nft -a list ruleset` and refreshed a chain at a time. A
-// Ruleset is safe for concurrent use.
+// is built from `nft -a list ruleset`, and kept current by applying the
+// kernel's change notifications (Apply, RulesetWatch) or by reloading a
+// chain (ReloadChain). A Ruleset is safe for concurrent use.
 type Ruleset struct {
 	mu       sync.RWMutex
 	tables   map[rsTableKey]*rsTable
@@ -123,19 +124,7 @@ func (r *Ruleset) ChainRules(family, table, chain string) []NftRule {
 func (r *Ruleset) RemoveTable(family, table string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := rsTableKey{family, table}
-	if _, ok := r.tables[k]; !ok {
-		return
-	}
-	delete(r.tables, k)
-	if i := slices.Index(r.order, k); i >= 0 {
-		r.order = slices.Delete(r.order, i, i+1)
-	}
-	for ik := range r.iptables {
-		if ik.Family == family && ik.Table == table {
-			delete(r.iptables, ik)
-		}
-	}
+	r.removeTable(family, table)
 }
 
 // chain finds a chain; the caller holds the lock.
