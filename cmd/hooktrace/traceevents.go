@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/decode"
@@ -23,18 +24,26 @@ const traceBufferBytes = 64 << 20
 type tracing struct {
 	listeners []*nflog.TraceListener
 	books     []*ruleBook
+	names     []string // of the books' namespaces
+	stderr    io.Writer
 	wg        sync.WaitGroup
 	received  atomic.Uint64
 }
 
-// ruleBook is one namespace's ruleset, reloaded chain by chain when a
-// trace names a rule it does not know yet (a rule added while tracing).
+// ruleBook is one namespace's ruleset, kept current by its change
+// watch. A trace may name a rule before the watch has applied the change
+// that added it: lookup then waits for the watch to catch up with the
+// kernel, and as a last resort reloads the chain (once per rule).
 type ruleBook struct {
 	path    string
+	watch   *nflog.RulesetWatch // nil when changes are not followed
 	mu      sync.Mutex
 	rs      *nflog.Ruleset
-	retried map[string]bool // chains reloaded for a missing handle
+	retried map[string]bool // rules looked for again
 }
+
+// ruleBookSync bounds how long a trace waits for the ruleset watch.
+const ruleBookSync = 2 * time.Second
 
 func (b *ruleBook) lookup(t nflog.Trace) decode.RuleBook {
 	b.mu.Lock()
@@ -43,14 +52,64 @@ func (b *ruleBook) lookup(t nflog.Trace) decode.RuleBook {
 		return nil
 	}
 	fam := nflog.FamilyName(t.Family)
-	_, okChain := b.rs.Chain(fam, t.Table, t.Chain)
-	_, okRule := b.rs.Rule(fam, t.Table, t.Chain, t.Handle)
-	key := fmt.Sprintf("%s %s %s %d", fam, t.Table, t.Chain, t.Handle)
-	if (!okChain || (t.Handle != 0 && !okRule)) && !b.retried[key] {
-		b.retried[key] = true
-		b.rs.ReloadChain(b.path, fam, t.Table, t.Chain)
+	if b.knows(fam, t) {
+		return b.rs
 	}
+	key := fmt.Sprintf("%s %s %s %d", fam, t.Table, t.Chain, t.Handle)
+	if b.retried[key] {
+		return b.rs
+	}
+	b.retried[key] = true
+	if b.watch != nil && b.watch.Sync(ruleBookSync) == nil && b.knows(fam, t) {
+		return b.rs
+	}
+	b.rs.ReloadChain(b.path, fam, t.Table, t.Chain)
 	return b.rs
+}
+
+// knows says whether the ruleset has the trace's chain, and its rule.
+func (b *ruleBook) knows(fam string, t nflog.Trace) bool {
+	if _, ok := b.rs.Chain(fam, t.Table, t.Chain); !ok {
+		return false
+	}
+	_, ok := b.rs.Rule(fam, t.Table, t.Chain, t.Handle)
+	return ok || t.Handle == 0
+}
+
+// openRuleBook loads a namespace's ruleset and follows its changes; when
+// changes cannot be followed, the ruleset is loaded once and reloaded a
+// chain at a time on a miss.
+func openRuleBook(name, path string, stderr io.Writer) *ruleBook {
+	book := &ruleBook{path: path, retried: map[string]bool{}}
+	warn := func(err error) { fmt.Fprintf(stderr, "hooktrace: warning: netns %s: %v\n", name, err) }
+	w, err := nflog.WatchRuleset(name, path, nflog.WatchOptions{OnError: warn})
+	switch {
+	case err == nil:
+		book.watch, book.rs = w, w.Ruleset()
+	default:
+		rs, lerr := nflog.LoadRuleset(path)
+		if lerr != nil {
+			fmt.Fprintf(stderr, "hooktrace: warning: %v; rules are shown by handle only\n", lerr)
+			return book
+		}
+		fmt.Fprintf(stderr, "hooktrace: warning: %v; rules added while tracing are looked up when first seen\n", err)
+		book.rs = rs
+	}
+	if m, err := nflog.LoadIptablesRules(path); err == nil {
+		book.rs.AttachIptables(m)
+	}
+	return book
+}
+
+// close stops the watch, and reports lost changes.
+func (b *ruleBook) close(name string, stderr io.Writer) {
+	if b.watch == nil {
+		return
+	}
+	b.watch.Close()
+	if st := b.watch.Stats(); st.Lost > 0 {
+		fmt.Fprintf(stderr, "hooktrace: netns %s: ruleset change events were lost %d times; the ruleset was reloaded %d times\n", name, st.Lost, st.FullReloads)
+	}
 }
 
 // startTracing opens a trace listener in every namespace and prints each
@@ -60,7 +119,7 @@ func startTracing(nss []capture.Namespace, live *capture.Live, printer ui.TraceP
 	if err != nil {
 		return nil, err
 	}
-	tr := &tracing{}
+	tr := &tracing{stderr: stderr}
 	resolver := decode.NewTraceResolver()
 	var resolveMu sync.Mutex
 	for i, ref := range refs {
@@ -74,16 +133,9 @@ func startTracing(nss []capture.Namespace, live *capture.Live, printer ui.TraceP
 			return nil, err
 		}
 		tr.listeners = append(tr.listeners, l)
-		book := &ruleBook{path: ref.Path, retried: map[string]bool{}}
-		if rs, err := nflog.LoadRuleset(ref.Path); err != nil {
-			fmt.Fprintf(stderr, "hooktrace: warning: %v; rules are shown by handle only\n", err)
-		} else {
-			book.rs = rs
-			if m, err := nflog.LoadIptablesRules(ref.Path); err == nil {
-				rs.AttachIptables(m)
-			}
-		}
+		book := openRuleBook(nss[i].Name, ref.Path, stderr)
 		tr.books = append(tr.books, book)
+		tr.names = append(tr.names, nss[i].Name)
 		tr.wg.Add(1)
 		go func(l *nflog.TraceListener, book *ruleBook, netns string) {
 			defer tr.wg.Done()
@@ -133,10 +185,15 @@ func (tr *tracing) lost() uint64 {
 	return n
 }
 
-// close stops the listeners and waits for their readers.
+// close stops the listeners, waits for their readers, and stops the
+// ruleset watches.
 func (tr *tracing) close() {
 	for _, l := range tr.listeners {
 		l.Close()
 	}
 	tr.wg.Wait()
+	for i, b := range tr.books {
+		b.close(tr.names[i], tr.stderr)
+	}
+	tr.books = nil
 }
