@@ -15,6 +15,11 @@ import (
 	"github.com/hooktrace/hooktrace/ui"
 )
 
+// debugPanicEnv, when set, makes a live capture panic in a goroutine once
+// it has started: how the tests check that a crash leaves no rule, table
+// or sysctl of hooktrace's behind.
+const debugPanicEnv = "HOOKTRACE_DEBUG_PANIC"
+
 // captureLive captures on AF_PACKET rings until the count, the duration
 // or a signal ends it, then flushes everything and prints the counters.
 func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) error {
@@ -40,11 +45,8 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		defer logs.close()
 	}
 	if o.trace {
-		stopGuard, err := startGuard(namespacePaths(namespaces))
-		if err != nil {
-			return err
-		}
-		defer stopGuard()
+		// Binding the log group changes nothing that outlives hooktrace,
+		// and fails first when a privilege is missing.
 		traceLogs, group, err := bindTraceGroup(refs, warn)
 		if err != nil {
 			return err
@@ -54,6 +56,11 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			defer logs.close()
 		}
 		logs.merge(traceLogs)
+		stopGuard, err := startGuard(namespacePaths(namespaces))
+		if err != nil {
+			return err
+		}
+		defer stopGuard()
 		rules, err := installTracing(o, namespaces, group)
 		if err != nil {
 			return err
@@ -123,6 +130,11 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			out.close()
 			return fmt.Errorf("write ready file: %w", err)
 		}
+	}
+	if os.Getenv(debugPanicEnv) != "" {
+		// A crash nothing in this process can clean up after: the cleanup
+		// guard has to restore what hooktrace changed.
+		go func() { panic(debugPanicEnv + " is set: hooktrace panics on purpose") }()
 	}
 	stopper := stopOn(ctx, o.duration, live)
 	// Live frames passed the kernel's filter already; Stop ends the source.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -101,7 +102,9 @@ func report(err error, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue), errors.As(err, &pe):
+	case errors.As(err, &ue), errors.As(err, &pe),
+		errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES), // a privilege is missing
+		errors.Is(err, exec.ErrNotFound): // a tool hooktrace runs (nft) is not installed
 		fmt.Fprintf(stderr, "hooktrace: %v\n", err)
 		return exitUsage
 	default:
