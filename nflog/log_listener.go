@@ -72,6 +72,8 @@ type LogListener struct {
 	lost    atomic.Uint64 // ENOBUFS reports
 	missed  atomic.Uint64 // messages skipped in the group's numbering
 	closed  atomic.Bool
+	drain   drain
+	unread  atomic.Uint64 // messages still queued when a stop's drain ran out
 }
 
 // ListenLog binds NFLOG group in the namespace at nsPath ("" for
@@ -176,12 +178,21 @@ func hasNetAdmin() bool {
 	return data[unix.CAP_NET_ADMIN/32].Effective&(1<<(unix.CAP_NET_ADMIN%32)) != 0
 }
 
-// Next blocks for the next message of the group. After Close it returns
-// an error wrapping net.ErrClosed. ENOBUFS is counted in Lost, and gaps in
-// the group's numbering in Missed; Next goes on after both.
-func (l *LogListener) Next() (LogMessage, error) {
+// Next blocks for the next message of the group. After Close, or once
+// a stopped listener has drained, it returns an error wrapping
+// net.ErrClosed. ENOBUFS is counted in Lost, and gaps in the group's
+// numbering in Missed; Next goes on after both.
+func (l *LogListener) Next() (LogMessage, error) { return l.NextBefore(time.Time{}) }
+
+// NextBefore is Next that gives up at deadline (zero: never) with an
+// error wrapping os.ErrDeadlineExceeded, so a reader can hand on what it
+// gathered while the group is quiet.
+func (l *LogListener) NextBefore(deadline time.Time) (LogMessage, error) {
 	for len(l.pending) == 0 {
-		if err := l.receive(); err != nil {
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return LogMessage{}, fmt.Errorf("receive NFLOG group %d in netns %s: %w", l.group, l.name, os.ErrDeadlineExceeded)
+		}
+		if err := l.receive(deadline); err != nil {
 			return LogMessage{}, err
 		}
 	}
@@ -190,6 +201,11 @@ func (l *LogListener) Next() (LogMessage, error) {
 	l.pending = l.pending[1:]
 	return m, nil
 }
+
+// Stop ends the listener after what the kernel already queued is read:
+// Next returns those messages, then an error wrapping net.ErrClosed. The
+// socket is closed then; Close may still be called.
+func (l *LogListener) Stop() { l.drain.stop(l.conn) }
 
 // queue keeps the log messages of one datagram, in the kernel's order,
 // counting the numbers skipped before each.
@@ -267,7 +283,7 @@ func forEachAttr(b []byte, fn func(typ uint16, v []byte)) {
 // NLM_F_MULTI, and netlink.Conn.Receive would then wait for more
 // datagrams until a NLMSG_DONE, holding back a batch the kernel sent
 // without one.
-func (l *LogListener) receive() error {
+func (l *LogListener) receive(deadline time.Time) error {
 	if l.buf == nil {
 		l.buf = make([]byte, logReceiveBuffer)
 	}
@@ -277,6 +293,7 @@ func (l *LogListener) receive() error {
 	}
 	var n int
 	var rerr error
+	l.drain.arm(l.conn, deadline)
 	err = rc.Read(func(fd uintptr) bool {
 		n, _, rerr = unix.Recvfrom(int(fd), l.buf, unix.MSG_DONTWAIT)
 		return rerr != unix.EAGAIN && rerr != unix.EWOULDBLOCK
@@ -284,6 +301,13 @@ func (l *LogListener) receive() error {
 	switch {
 	case l.closed.Load():
 		return fmt.Errorf("receive NFLOG group %d in netns %s: %w", l.group, l.name, net.ErrClosed)
+	case isTimeout(err):
+		if l.drain.over() {
+			l.unread.Add(discardQueued(l.conn, nfulnlMsgPacket))
+			l.Close()
+			return fmt.Errorf("receive NFLOG group %d in netns %s: %w", l.group, l.name, net.ErrClosed)
+		}
+		return nil // the caller's deadline, or the drain's idle allowance renewed
 	case err != nil:
 		return traceErr(fmt.Sprintf("receive NFLOG group %d", l.group), l.name, err)
 	case errors.Is(rerr, unix.ENOBUFS):
@@ -334,6 +358,10 @@ func (l *LogListener) Buffered() int { return len(l.pending) }
 
 // Netns returns the namespace name the listener was opened with.
 func (l *LogListener) Netns() string { return l.name }
+
+// Unread returns how many messages were still queued on the socket when
+// a Stop had drained for its longest.
+func (l *LogListener) Unread() uint64 { return l.unread.Load() }
 
 // Group returns the NFLOG group the listener is bound to.
 func (l *LogListener) Group() uint16 { return l.group }

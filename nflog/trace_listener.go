@@ -31,6 +31,8 @@ type TraceListener struct {
 	lost    atomic.Uint64
 	events  atomic.Uint64 // events returned by Next
 	closed  atomic.Bool
+	drain   drain
+	unread  atomic.Uint64 // events still queued when a stop's drain ran out
 }
 
 // ListenTraces opens a NETLINK_NETFILTER socket in the namespace at nsPath
@@ -151,12 +153,21 @@ func (l *TraceListener) Next() (Trace, error) {
 	}
 }
 
-// receive waits for the next datagram and queues its messages.
+// receive waits for the next datagram and queues its messages. After
+// Stop, it returns net.ErrClosed once the socket has drained.
 func (l *TraceListener) receive() error {
+	l.drain.arm(l.conn, time.Time{})
 	msgs, err := l.conn.Receive()
 	switch {
 	case l.closed.Load():
 		return fmt.Errorf("receive nf_tables traces in netns %s: %w", l.name, net.ErrClosed)
+	case isTimeout(err):
+		if l.drain.over() {
+			l.unread.Add(discardQueued(l.conn, traceMsgType))
+			l.Close()
+			return fmt.Errorf("receive nf_tables traces in netns %s: %w", l.name, net.ErrClosed)
+		}
+		return nil
 	case errors.Is(err, unix.ENOBUFS):
 		l.lost.Add(1)
 		return nil
@@ -167,9 +178,19 @@ func (l *TraceListener) receive() error {
 	return nil
 }
 
+// Stop ends the listener after what the kernel already queued is read:
+// Next returns those events, then an error wrapping net.ErrClosed. The
+// socket is closed then; Close may still be called.
+func (l *TraceListener) Stop() { l.drain.stop(l.conn) }
+
 // Lost returns how many times the socket reported ENOBUFS; each means
 // that the kernel dropped at least one event.
 func (l *TraceListener) Lost() uint64 { return l.lost.Load() }
+
+// Unread returns how many events were still queued on the socket when a
+// Stop had drained for its longest: received by the kernel's count, never
+// shown.
+func (l *TraceListener) Unread() uint64 { return l.unread.Load() }
 
 // Received returns how many events Next has returned.
 func (l *TraceListener) Received() uint64 { return l.events.Load() }

@@ -24,12 +24,16 @@ type TraceCounts struct {
 	// Lost counts the kernel's ENOBUFS reports: each means that at least
 	// one event was dropped because the socket buffer was full.
 	Lost uint64
+	// Unread counts events hooktrace received too late to show: still
+	// queued when it stopped, after draining for as long as it allows.
+	Unread uint64
 }
 
-func traceTotals(traces []TraceCounts) (recv, lost uint64) {
+func traceTotals(traces []TraceCounts) (recv, lost, unread uint64) {
 	for _, t := range traces {
 		recv += t.Received
 		lost += t.Lost
+		unread += t.Unread
 	}
 	return
 }
@@ -58,15 +62,17 @@ func (p *NDJSON) Stats(stats []capture.InterfaceStats, traces []TraceCounts) err
 	}
 	j.EndList()
 	if traces != nil {
-		recv, lost := traceTotals(traces)
+		recv, lost, unread := traceTotals(traces)
 		j.Uint("trace_events", recv)
 		j.Uint("trace_enobufs", lost)
+		j.Uint("trace_unread", unread)
 		j.BeginList("traces")
 		for _, t := range traces {
 			j.BeginObject()
 			j.Str("netns", t.Netns)
 			j.Uint("events", t.Received)
 			j.Uint("enobufs", t.Lost)
+			j.Uint("unread", t.Unread)
 			j.EndObject()
 		}
 		j.EndList()
@@ -85,13 +91,16 @@ func WriteStatsText(w io.Writer, stats []capture.InterfaceStats, traces []TraceC
 	if traces == nil {
 		return
 	}
-	recv, lost := traceTotals(traces)
+	recv, lost, unread := traceTotals(traces)
 	fmt.Fprintf(w, "%d trace events received\n%d times the kernel reported trace events lost (ENOBUFS)\n", recv, lost)
+	if unread > 0 {
+		fmt.Fprintf(w, "%d trace events left unread at exit\n", unread)
+	}
 	if len(traces) < 2 {
 		return
 	}
 	for _, t := range traces {
-		fmt.Fprintf(w, "  %-24s %d trace events, %d ENOBUFS\n", t.Netns, t.Received, t.Lost)
+		fmt.Fprintf(w, "  %-24s %d trace events, %d ENOBUFS, %d unread\n", t.Netns, t.Received, t.Lost, t.Unread)
 	}
 }
 

@@ -136,7 +136,11 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		// guard has to restore what hooktrace changed.
 		go func() { panic(debugPanicEnv + " is set: hooktrace panics on purpose") }()
 	}
-	stopper := stopOn(ctx, o.duration, live)
+	// A stop first drains the NFLOG groups into the capture, then ends it.
+	stopper := stopOn(ctx, o.duration, func() {
+		logs.close()
+		live.Stop()
+	})
 	// Live frames passed the kernel's filter already; Stop ends the source.
 	err = writeFrames(context.Background(), live, nil, out, o.count, stderr)
 	live.Stop()
@@ -184,9 +188,9 @@ func hasAll(spec string) bool {
 	return false
 }
 
-// stopOn stops the capture when ctx ends or the duration passes; the
-// returned function releases the watcher.
-func stopOn(ctx context.Context, d time.Duration, live *capture.Live) func() {
+// stopOn calls stop when ctx ends or the duration passes; the returned
+// function releases the watcher.
+func stopOn(ctx context.Context, d time.Duration, stop func()) func() {
 	done := make(chan struct{})
 	var timer <-chan time.Time
 	var t *time.Timer
@@ -207,7 +211,7 @@ func stopOn(ctx context.Context, d time.Duration, live *capture.Live) func() {
 		case <-done:
 			return
 		}
-		live.Stop()
+		stop()
 	}()
 	return func() {
 		close(done)
@@ -249,7 +253,7 @@ func namespacePaths(nss []capture.Namespace) string {
 func traceCounts(tr *tracing) []ui.TraceCounts {
 	counts := make([]ui.TraceCounts, 0, len(tr.listeners))
 	for _, l := range tr.listeners {
-		counts = append(counts, ui.TraceCounts{Netns: l.Netns(), Received: l.Received(), Lost: l.Lost()})
+		counts = append(counts, ui.TraceCounts{Netns: l.Netns(), Received: l.Received(), Lost: l.Lost(), Unread: l.Unread()})
 	}
 	return counts
 }

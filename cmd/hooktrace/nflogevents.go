@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/nflog"
@@ -17,8 +19,13 @@ import (
 // carries a whole packet, so bursts need room.
 const logBufferBytes = 64 << 20
 
-// maxLogBatch bounds how many messages are handed to the capture at once.
-const maxLogBatch = 512
+// Messages are handed to the capture in batches of up to maxLogBatch,
+// at most maxLogBatchAge after the first of them arrived: one batch per
+// kernel datagram would exhaust the capture's batches under a flood.
+const (
+	maxLogBatch    = 2048
+	maxLogBatchAge = 20 * time.Millisecond
+)
 
 // logSources feeds NFLOG groups into a live capture: each message becomes
 // a LINKTYPE_NFLOG frame on the pseudo-interface "nflog:N" of its
@@ -98,8 +105,15 @@ func (s *logSources) feed(live *capture.Live, warn func(error)) {
 // in time order.
 func (src *logSource) read(live *capture.Live, warn func(error)) {
 	var batch []capture.Frame
+	var due time.Time // when the batch must be handed on
 	for {
-		m, err := src.l.Next()
+		m, err := src.l.NextBefore(due)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			src.inject(live, batch)
+			clear(batch)
+			batch, due = batch[:0], time.Time{}
+			continue
+		}
 		if err != nil {
 			src.closed.Store(true)
 			src.inject(live, batch)
@@ -108,16 +122,19 @@ func (src *logSource) read(live *capture.Live, warn func(error)) {
 			}
 			return
 		}
+		if len(batch) == 0 {
+			due = time.Now().Add(maxLogBatchAge)
+		}
 		batch = append(batch, capture.Frame{
 			Time: m.Time, Netns: m.Netns, Iface: src.iface,
 			LinkType: capture.LinkTypeNFLOG, Len: len(m.Data), Data: m.Data,
 		})
-		if src.l.Buffered() > 0 && len(batch) < maxLogBatch {
+		if len(batch) < maxLogBatch {
 			continue
 		}
 		src.inject(live, batch)
 		clear(batch)
-		batch = batch[:0]
+		batch, due = batch[:0], time.Time{}
 	}
 }
 
@@ -134,20 +151,26 @@ func (src *logSource) inject(live *capture.Live, batch []capture.Frame) {
 	}
 }
 
-// close stops every reader; what they received is already in the capture.
+// close stops every reader once it has read what the kernel queued (the
+// capture must still take it: call before the capture stops).
 func (s *logSources) close() {
 	if s == nil {
 		return
 	}
 	for _, src := range s.sources {
-		src.l.Close()
+		src.l.Stop()
 	}
 	s.wg.Wait()
+	for _, src := range s.sources {
+		src.l.Close()
+	}
 }
 
 // stats returns one entry per group and namespace, in the capture's
 // shape. The kernel's drops are the messages the group's numbering shows
-// missing (at least one per ENOBUFS report).
+// missing (at least one per ENOBUFS report); hooktrace's are those the
+// capture had no room for and those still queued when a stop's drain
+// ran out.
 func (s *logSources) stats() []capture.InterfaceStats {
 	if s == nil {
 		return nil
@@ -156,9 +179,9 @@ func (s *logSources) stats() []capture.InterfaceStats {
 	for _, src := range s.sources {
 		out = append(out, capture.InterfaceStats{
 			Netns: src.l.Netns(), Iface: src.iface, LinkType: capture.LinkTypeNFLOG,
-			Received:       src.received.Load(),
+			Received:       src.received.Load() + src.l.Unread(),
 			KernelDrops:    max(src.l.Missed(), src.l.Lost()),
-			HooktraceDrops: src.shed.Load(),
+			HooktraceDrops: src.shed.Load() + src.l.Unread(),
 			Open:           !src.closed.Load(),
 		})
 	}

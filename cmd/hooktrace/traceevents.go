@@ -188,10 +188,14 @@ func (tr *tracing) lost() uint64 {
 // close stops the listeners, waits for their readers, and stops the
 // ruleset watches.
 func (tr *tracing) close() {
+	// Events of packets still in flight are read before the end.
+	for _, l := range tr.listeners {
+		l.Stop()
+	}
+	tr.wg.Wait()
 	for _, l := range tr.listeners {
 		l.Close()
 	}
-	tr.wg.Wait()
 	for i, b := range tr.books {
 		b.close(tr.names[i], tr.stderr)
 	}
