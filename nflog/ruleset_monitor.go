@@ -230,6 +230,28 @@ func (m *nftMonitor) waitGen(g uint32, timeout time.Duration) bool {
 	}
 }
 
+// waitReady waits until nft has subscribed (and setSince ran), nft is
+// gone, or timeout passes.
+func (m *nftMonitor) waitReady(timeout time.Duration) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		m.mu.Lock()
+		ready, ch := m.ready, m.changed
+		m.mu.Unlock()
+		if ready {
+			return
+		}
+		select {
+		case <-ch:
+		case <-m.done:
+			return
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
 // genAfter says whether generation a comes after b (ids wrap around).
 func genAfter(a, b uint32) bool { return int32(a-b) > 0 }
 

@@ -103,9 +103,19 @@ func WatchRuleset(name, nsPath string, opt WatchOptions) (*RulesetWatch, error) 
 		w.closeParts()
 		return nil, err
 	}
+	if w.mon != nil {
+		// Ready means that a rule added from now on gets its text from
+		// nft monitor; nft's own cache load runs beside LoadRuleset's.
+		w.mon.waitReady(monitorStartWait)
+	}
 	go w.run()
 	return w, nil
 }
+
+// monitorStartWait bounds how long WatchRuleset waits for nft monitor to
+// subscribe; past it, the watch starts anyway and new rules are reloaded
+// by chain until nft is ready.
+const monitorStartWait = 10 * time.Second
 
 // load takes the generation, then the ruleset: the ruleset is at least
 // as new as the generation, and later batches apply on top of it.
