@@ -168,7 +168,9 @@ func (n *NFLOG) NextLayerType() gopacket.LayerType {
 	return ipByVersion(n.payload)
 }
 
-// HookName names the hook for the IPv4/IPv6/inet families.
+// HookName names the hook. The bridge family numbers its hooks as IPv4
+// does (NF_BR_PRE_ROUTING is 0, and so on), so the names are the same;
+// Family tells which.
 func (n *NFLOG) HookName() string {
 	if !n.HasHook {
 		return ""

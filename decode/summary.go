@@ -107,6 +107,9 @@ func (s *segment) appendTags(b []byte) []byte {
 			b = strconv.AppendQuote(append(b, ' '), string(n.Prefix))
 		}
 		if n.HasHook {
+			if n.Family == 7 { // a bridge hook, not the IP hook of that number
+				b = append(b, " bridge"...)
+			}
 			b = append(append(b, ' '), n.HookName()...)
 		}
 		b = append(b, ' ')

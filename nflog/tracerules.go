@@ -39,7 +39,7 @@ func InstallTraceRules(namespaces []NetnsRef, script string) (*TraceRules, error
 		}
 		if has {
 			r.Remove()
-			return nil, fmt.Errorf("%s still holds table inet %s from an earlier hooktrace run: remove it with `hooktrace cleanup`", ns.label(), TraceTable)
+			return nil, fmt.Errorf("%s still holds hooktrace's table %s from an earlier hooktrace run: remove it with `hooktrace cleanup`", ns.label(), TraceTable)
 		}
 		if _, err := nftCommand(ns.Path, script, "-f", "-"); err != nil {
 			r.Remove()
@@ -77,28 +77,38 @@ func oneLineErrors(errs []error) error {
 }
 
 func removeTraceTable(ns NetnsRef) error {
-	has, err := HasTraceTable(ns)
-	if err != nil || !has {
+	families, err := traceTableFamilies(ns)
+	if err != nil || len(families) == 0 {
 		return nil // gone, with its namespace or by hand
 	}
-	if _, err := nftCommand(ns.Path, RemoveScript(), "-f", "-"); err != nil {
+	if _, err := nftCommand(ns.Path, RemoveScript(families), "-f", "-"); err != nil {
 		return fmt.Errorf("remove tracing rules in %s: %w", ns.label(), err)
 	}
 	return nil
 }
 
-// HasTraceTable says whether hooktrace's table exists in a namespace.
+// HasTraceTable says whether hooktrace's table exists in a namespace, in
+// any family.
 func HasTraceTable(ns NetnsRef) (bool, error) {
-	out, err := nftCommand(ns.Path, "", "list", "tables", "inet")
+	families, err := traceTableFamilies(ns)
+	return len(families) > 0, err
+}
+
+// traceTableFamilies lists the families in which a namespace holds
+// hooktrace's table.
+func traceTableFamilies(ns NetnsRef) ([]string, error) {
+	out, err := nftCommand(ns.Path, "", "list", "tables")
 	if err != nil {
-		return false, fmt.Errorf("list nftables tables in %s: %w", ns.label(), err)
+		return nil, fmt.Errorf("list nftables tables in %s: %w", ns.label(), err)
 	}
+	var families []string
 	for _, line := range strings.Split(string(out), "\n") {
-		if strings.TrimSpace(line) == "table inet "+TraceTable {
-			return true, nil
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "table" && f[2] == TraceTable {
+			families = append(families, f[1])
 		}
 	}
-	return false, nil
+	return families, nil
 }
 
 // Cleanup removes hooktrace's table from every namespace that holds it
@@ -107,15 +117,15 @@ func Cleanup(namespaces []NetnsRef) ([]NetnsRef, error) {
 	var removed []NetnsRef
 	var errs []error
 	for _, ns := range namespaces {
-		has, err := HasTraceTable(ns)
+		families, err := traceTableFamilies(ns)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if !has {
+		if len(families) == 0 {
 			continue
 		}
-		if _, err := nftCommand(ns.Path, RemoveScript(), "-f", "-"); err != nil {
+		if _, err := nftCommand(ns.Path, RemoveScript(families), "-f", "-"); err != nil {
 			errs = append(errs, fmt.Errorf("remove tracing rules in %s: %w", ns.label(), err))
 			continue
 		}

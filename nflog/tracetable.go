@@ -7,11 +7,18 @@ import (
 	"strings"
 )
 
-// TraceTable is the nftables table hooktrace adds, in the inet family, to
-// every namespace it traces. Its name is how `hooktrace cleanup` and the
-// leftover check at start recognise it; nothing else of the user's is
-// ever touched.
+// TraceTable is the nftables table hooktrace adds, in the inet and the
+// bridge family, to every namespace it traces. Its name is how `hooktrace
+// cleanup` and the leftover check at start recognise it; nothing else of
+// the user's is ever touched.
 const TraceTable = "hooktrace"
+
+// TraceFamilies are the families hooktrace's table is added in: inet for
+// routed and local packets, bridge for packets a bridge forwards (which
+// the inet hooks see only with br_netfilter). A bridge created while
+// hooktrace runs (docker0, cni0) is covered too; without bridges the
+// bridge chains never run.
+var TraceFamilies = []string{"inet", "bridge"}
 
 // tracePriority is the earliest priority a base chain can have, so the
 // trace bit is set before any of the user's chains sees the packet.
@@ -53,7 +60,8 @@ const (
 // tracedHooks are the inet hooks hooktrace's chains attach to.
 var tracedHooks = []string{"prerouting", "input", "forward", "output", "postrouting"}
 
-// TraceScript returns the `nft -f` script that adds hooktrace's table.
+// TraceScript returns the `nft -f` script that adds hooktrace's table,
+// in each of TraceFamilies.
 //
 // Chains at the earliest priority of prerouting and output set `meta
 // nftrace set 1` for the packets matches selects (from TranslateFilter),
@@ -78,7 +86,6 @@ func TraceScript(matches []string, rate int, logGroup int) string {
 		limit = fmt.Sprintf("limit rate %d/second burst %d packets ", rate, rate)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "table inet %s {\n", TraceTable)
 	chain := func(name, hook string, priority int, statements ...string) {
 		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n", name, hook, priority)
 		for _, st := range statements {
@@ -96,28 +103,35 @@ func TraceScript(matches []string, rate int, logGroup int) string {
 	// anyway, so the user's chains see the packet as before.
 	logFirst := fmt.Sprintf("log prefix %q group %d accept", LogPrefixFirst, logGroup)
 	logLast := fmt.Sprintf("log prefix %q group %d accept", LogPrefixLast, logGroup)
-	for _, hook := range tracedHooks {
-		var first []string
-		if hook == "prerouting" || hook == "output" {
-			first = append(first, "meta nftrace set 1")
+	for _, family := range TraceFamilies {
+		fmt.Fprintf(&b, "table %s %s {\n", family, TraceTable)
+		for _, hook := range tracedHooks {
+			var first []string
+			if hook == "prerouting" || hook == "output" {
+				first = append(first, "meta nftrace set 1")
+			}
+			if logGroup >= 0 {
+				first = append(first, logFirst)
+			}
+			if len(first) > 0 {
+				chain("first_"+hook, hook, tracePriority, first...)
+			}
+			if logGroup >= 0 {
+				chain("last_"+hook, hook, lastPriority, logLast)
+			}
 		}
-		if logGroup >= 0 {
-			first = append(first, logFirst)
-		}
-		if len(first) > 0 {
-			chain("first_"+hook, hook, tracePriority, first...)
-		}
-		if logGroup >= 0 {
-			chain("last_"+hook, hook, lastPriority, logLast)
-		}
+		b.WriteString("}\n")
 	}
-	b.WriteString("}\n")
 	return b.String()
 }
 
-// RemoveScript deletes hooktrace's table.
-func RemoveScript() string {
-	return fmt.Sprintf("delete table inet %s\n", TraceTable)
+// RemoveScript deletes hooktrace's table in each of families.
+func RemoveScript(families []string) string {
+	var b strings.Builder
+	for _, f := range families {
+		fmt.Fprintf(&b, "delete table %s %s\n", f, TraceTable)
+	}
+	return b.String()
 }
 
 // vxlanInner rewrites a rule made only of IPv4 address matches so that it
@@ -166,4 +180,19 @@ func rawIPv4Match(off int, val string) (string, bool) {
 	}
 	mask := ^uint32(0) << (32 - pfx.Bits())
 	return fmt.Sprintf("@th,%d,32 & 0x%08x == 0x%08x", off, mask, v&mask), true
+}
+
+// IsOwn says whether a trace event comes from hooktrace's own table (in
+// any of TraceFamilies) rather than from the user's rules.
+func (t *Trace) IsOwn() bool {
+	if t.Table != TraceTable {
+		return false
+	}
+	fam := FamilyName(t.Family)
+	for _, f := range TraceFamilies {
+		if f == fam {
+			return true
+		}
+	}
+	return false
 }

@@ -138,7 +138,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.blockTimeout, "block-timeout", 10*time.Millisecond, "how long the kernel may hold a partly filled ring block")
 	fs.BoolVar(&o.promisc, "promisc", false, "put interfaces in promiscuous mode")
 	fs.StringVar(&o.readyFile, "ready-file", "", "create `FILE` once capture has started (for scripts and tests)")
-	fs.BoolVar(&o.trace, "trace", false, "trace the packets the filter selects through netfilter: adds table inet hooktrace (removed at exit) in every namespace captured")
+	fs.BoolVar(&o.trace, "trace", false, "trace the packets the filter selects through netfilter: adds tables inet and bridge hooktrace (removed at exit) in every namespace captured")
 	fs.BoolVar(&o.traceAll, "trace-all", false, "with --trace and no filter: trace every packet (under the rate limit)")
 	fs.IntVar(&o.traceRate, "trace-rate", nflog.DefaultTraceRate, "packets per second each tracing rule may mark; 0 for no limit")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the rules --trace would add, and change nothing")

@@ -166,3 +166,55 @@ func waitOutput(t *testing.T, r *hooktraceRun, cond func(string) bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestTraceBridge traces a packet a bridge forwards between two
+// namespaces: the bridge family's chains see it (the user's rule in a
+// bridge table is traced, and hooktrace's own bridge chains log it
+// entering and leaving each bridge hook), and everything is removed.
+func TestTraceBridge(t *testing.T) {
+	nstest.RequireRoot(t)
+	a, b, br := nstest.New(t, "hxtba"), nstest.New(t, "hxtbb"), nstest.New(t, "hxtbr")
+	nstest.Run(t, "ip", "-n", br, "link", "add", "br0", "type", "bridge")
+	nstest.Run(t, "ip", "-n", br, "link", "set", "br0", "up")
+	nstest.Veth(t, a, "ea", "10.87.0.1/24", br, "pa", "")
+	nstest.Veth(t, b, "eb", "10.87.0.2/24", br, "pb", "")
+	nstest.Run(t, "ip", "-n", br, "link", "set", "pa", "master", "br0")
+	nstest.Run(t, "ip", "-n", br, "link", "set", "pb", "master", "br0")
+	load := exec.Command("ip", "netns", "exec", br, "nft", "-f", "-")
+	load.Stdin = strings.NewReader(`table bridge userbr {
+	chain bridged {
+		type filter hook forward priority 0; policy accept;
+		icmp type echo-request counter
+	}
+}
+`)
+	if out, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("load rules: %v %s", err, out)
+	}
+	r := startHooktrace(t, "--netns", br, "-i", "pa", "--trace", "--json", "icmp")
+	pingIn(t, a, "10.87.0.2", 1)
+	waitOutput(t, r, func(out string) bool {
+		return strings.Contains(out, `"table":"userbr"`) && strings.Count(out, `"family":7,"group"`) >= 6
+	})
+	r.stop(t)
+	out := r.stdout.String()
+	if !strings.Contains(out, `"family":"bridge","table":"userbr","chain":"bridged","hook":"forward"`) {
+		t.Errorf("no trace of the user's bridge rule in:\n%s", out)
+	}
+	var bridged []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(line, `"family":7,"group"`) && strings.Contains(line, "echo request") {
+			steps, _ := nflogSteps(t, []byte(line))
+			bridged = append(bridged, steps...)
+		}
+	}
+	want := []string{"hooktrace first@prerouting echo request", "hooktrace last@prerouting echo request",
+		"hooktrace first@forward echo request", "hooktrace last@forward echo request",
+		"hooktrace first@postrouting echo request", "hooktrace last@postrouting echo request"}
+	if strings.Join(bridged, ",") != strings.Join(want, ",") {
+		t.Errorf("bridge-family NFLOG records of the request:\n%q\nwant:\n%q", bridged, want)
+	}
+	if rs := nstest.Run(t, "ip", "netns", "exec", br, "nft", "list", "tables"); strings.Contains(rs, "hooktrace") {
+		t.Errorf("hooktrace's tables left behind:\n%s", rs)
+	}
+}

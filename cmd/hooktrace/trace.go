@@ -109,7 +109,7 @@ func cleanup(args []string, stdout io.Writer) error {
 		if name == "" {
 			name = "(this namespace)"
 		}
-		fmt.Fprintf(stdout, "removed table inet %s in network namespace %s\n", nflog.TraceTable, name)
+		fmt.Fprintf(stdout, "removed hooktrace's table %s in network namespace %s\n", nflog.TraceTable, name)
 	}
 	if len(removed) == 0 && restored == 0 && err == nil {
 		fmt.Fprintln(stdout, "nothing to clean: no hooktrace table or nf_log backend in any network namespace")
@@ -134,7 +134,7 @@ func warnLeftovers(nss []capture.Namespace, stderr io.Writer) {
 			if name == "" {
 				name = "(this namespace)"
 			}
-			fmt.Fprintf(stderr, "hooktrace: warning: network namespace %s still holds table inet %s from a hooktrace run that was killed; remove it with `hooktrace cleanup`\n", name, nflog.TraceTable)
+			fmt.Fprintf(stderr, "hooktrace: warning: network namespace %s still holds hooktrace's table %s from a run that was killed; remove it with `hooktrace cleanup`\n", name, nflog.TraceTable)
 		}
 	}
 }

@@ -56,7 +56,7 @@ func TestTracingRulesAlwaysRemoved(t *testing.T) {
 			}
 			r := startHooktrace(t, args...)
 			if end != "panic" {
-				if during := nftIn(t, ns, "list", "ruleset"); !strings.Contains(during, "table inet hooktrace") {
+				if during := nftIn(t, ns, "list", "ruleset"); !strings.Contains(during, "table inet hooktrace") || !strings.Contains(during, "table bridge hooktrace") {
 					t.Fatalf("tracing table not installed:\n%s", during)
 				}
 				if v, err := nflog.ReadLogBackend("/run/netns/"+ns, nflog.LogFamilyIPv4); err != nil || v != "nfnetlink_log" {
@@ -95,16 +95,16 @@ func TestTracingRulesAlwaysRemoved(t *testing.T) {
 	}
 	t.Run("cleanup", func(t *testing.T) {
 		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
-		cmd.Stdin = strings.NewReader("table inet hooktrace {\n}\n")
+		cmd.Stdin = strings.NewReader("table inet hooktrace {\n}\ntable bridge hooktrace {\n}\n")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%v %s", err, out)
 		}
 		code, out, errOut := runHooktrace("--netns", ns, "-c", "1", "--duration", "100ms")
-		if code != 0 || !strings.Contains(errOut, "still holds table inet hooktrace") {
+		if code != 0 || !strings.Contains(errOut, "still holds hooktrace's table hooktrace") {
 			t.Errorf("leftover not reported: exit %d: %s", code, errOut)
 		}
 		_ = out
-		if code, out, errOut := runHooktrace("cleanup", "--netns", ns); code != 0 || !strings.Contains(out, "removed table inet hooktrace in network namespace "+ns) {
+		if code, out, errOut := runHooktrace("cleanup", "--netns", ns); code != 0 || !strings.Contains(out, "removed hooktrace's table hooktrace in network namespace "+ns) {
 			t.Errorf("cleanup: exit %d: %s %s", code, out, errOut)
 		}
 		if after := tracedState(t, ns); after != before {

@@ -157,7 +157,7 @@ func startTracing(nss []capture.Namespace, live *capture.Live, printer ui.TraceP
 				}
 				failures = 0
 				tr.received.Add(1)
-				if t.Table == nflog.TraceTable && nflog.FamilyName(t.Family) == "inet" {
+				if t.IsOwn() {
 					continue // hooktrace's own marking rules: not the user's path
 				}
 				rb := book.lookup(t)
