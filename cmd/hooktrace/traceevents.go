@@ -53,6 +53,7 @@ func (b *ruleBook) lookup(t nflog.Trace) decode.RuleBook {
 	}
 	fam := nflog.FamilyName(t.Family)
 	if b.knows(fam, t) {
+		b.followIptables(fam, t)
 		return b.rs
 	}
 	key := fmt.Sprintf("%s %s %s %d", fam, t.Table, t.Chain, t.Handle)
@@ -61,10 +62,35 @@ func (b *ruleBook) lookup(t nflog.Trace) decode.RuleBook {
 	}
 	b.retried[key] = true
 	if b.watch != nil && b.watch.Sync(ruleBookSync) == nil && b.knows(fam, t) {
+		b.followIptables(fam, t)
 		return b.rs
 	}
 	b.rs.ReloadChain(b.path, fam, t.Table, t.Chain)
+	if b.knows(fam, t) {
+		b.followIptables(fam, t)
+	}
 	return b.rs
+}
+
+// iptablesTables are the tables iptables-nft writes.
+var iptablesTables = map[string]bool{"filter": true, "nat": true, "mangle": true, "raw": true, "security": true}
+
+// followIptables gives a rule iptables-nft added while tracing its
+// iptables text: the text is read once at start, so a known rule in one
+// of iptables-nft's tables without it is looked up again (once per rule).
+func (b *ruleBook) followIptables(fam string, t nflog.Trace) {
+	if t.Handle == 0 || (fam != "ip" && fam != "ip6") || !iptablesTables[t.Table] {
+		return
+	}
+	if _, ok := b.rs.IptablesRule(fam, t.Table, t.Chain, t.Handle); ok {
+		return
+	}
+	key := fmt.Sprintf("iptables %s %s %s %d", fam, t.Table, t.Chain, t.Handle)
+	if b.retried[key] {
+		return
+	}
+	b.retried[key] = true
+	b.rs.ReloadIptables(b.path)
 }
 
 // knows says whether the ruleset has the trace's chain, and its rule.
