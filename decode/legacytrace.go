@@ -110,9 +110,10 @@ const legacySnapshotBytes = 128
 // policy line, return for the end of a user chain. The priority is the
 // one iptables-legacy gives the table at that hook.
 //
-// iptables-legacy rules have no handle: Handle holds the rule's 1-based
-// position in its chain (0 for policy and return lines), which is how
-// `iptables -L --line-numbers` numbers it. Rule and IptablesRule both hold
+// iptables-legacy rules have no handle: the event is marked Legacy and
+// RuleNumber holds the rule's 1-based position in its chain (0 for
+// policy and return lines), which is how `iptables -L --line-numbers`
+// numbers it. Rule and IptablesRule both hold
 // the iptables-legacy-save line. ID is not the kernel's (TRACE lines carry
 // none) but a hash of header fields that no table changes (for IPv4 the
 // protocol, IP id, length and fragment field, and for TCP the sequence
@@ -143,6 +144,7 @@ func LegacyTrace(netns string, at time.Time, record []byte, book LegacyRuleBook,
 		Mark:    n.Mark,
 		NFProto: uint32(n.Family),
 	}}
+	ev.Legacy = true
 	ev.Hook = n.HookName()
 	ev.Priority, ev.HasPriority = legacyPriority(line.Table, ev.Hook)
 	ev.resolveLegacy(line, book)
@@ -164,7 +166,7 @@ func (ev *TraceEvent) resolveLegacy(line LegacyTraceLine, book LegacyRuleBook) {
 	fam := nflog.FamilyName(ev.Family)
 	switch line.Type {
 	case nflog.TraceRule:
-		ev.Handle = uint64(line.Num)
+		ev.RuleNumber = line.Num
 		if book == nil {
 			return
 		}

@@ -157,14 +157,14 @@ func TestLegacyTrace(t *testing.T) {
 		want   TraceEvent
 	}{
 		{"jump", nflogRecord(2, 1, "TRACE: filter:INPUT:rule:2 ", 2, 0, 0x2a, icmpEcho), TraceEvent{
-			Trace: nflog.Trace{Family: 2, Table: "filter", Chain: "INPUT", Type: nflog.TraceRule, Handle: 2, Verdict: nflog.VerdictJump, HasVerdict: true, JumpTarget: "icmpchk", IIF: 2, Mark: 0x2a},
-			Hook:  "input",
-			Rule:  "-A INPUT -p icmp -j icmpchk", IptablesRule: "-A INPUT -p icmp -j icmpchk", IIFName: "vb",
+			Trace:      nflog.Trace{Family: 2, Table: "filter", Chain: "INPUT", Type: nflog.TraceRule, Verdict: nflog.VerdictJump, HasVerdict: true, JumpTarget: "icmpchk", IIF: 2, Mark: 0x2a},
+			RuleNumber: 2, Hook: "input",
+			Rule: "-A INPUT -p icmp -j icmpchk", IptablesRule: "-A INPUT -p icmp -j icmpchk", IIFName: "vb",
 		}},
 		{"accept in user chain", nflogRecord(2, 1, "TRACE: filter:icmpchk:rule:1 ", 2, 0, 0, icmpEcho), TraceEvent{
-			Trace: nflog.Trace{Family: 2, Table: "filter", Chain: "icmpchk", Type: nflog.TraceRule, Handle: 1, Verdict: nflog.VerdictAccept, HasVerdict: true, IIF: 2},
-			Hook:  "input",
-			Rule:  "-A icmpchk -p icmp -j ACCEPT", IptablesRule: "-A icmpchk -p icmp -j ACCEPT", IIFName: "vb",
+			Trace:      nflog.Trace{Family: 2, Table: "filter", Chain: "icmpchk", Type: nflog.TraceRule, Verdict: nflog.VerdictAccept, HasVerdict: true, IIF: 2},
+			RuleNumber: 1, Hook: "input",
+			Rule: "-A icmpchk -p icmp -j ACCEPT", IptablesRule: "-A icmpchk -p icmp -j ACCEPT", IIFName: "vb",
 		}},
 		{"policy", nflogRecord(2, 1, "TRACE: filter:INPUT:policy:3 ", 2, 0, 0, icmpEcho), TraceEvent{
 			Trace: nflog.Trace{Family: 2, Table: "filter", Chain: "INPUT", Type: nflog.TracePolicy, Policy: nflog.VerdictDrop, HasPolicy: true, IIF: 2},
@@ -175,13 +175,13 @@ func TestLegacyTrace(t *testing.T) {
 			Hook:  "input", IIFName: "vb",
 		}},
 		{"nat postrouting", nflogRecord(2, 4, "TRACE: nat:POSTROUTING:rule:1 ", 0, 3, 0, icmpEcho), TraceEvent{
-			Trace: nflog.Trace{Family: 2, Table: "nat", Chain: "POSTROUTING", Type: nflog.TraceRule, Handle: 1, Verdict: nflog.VerdictAccept, HasVerdict: true, OIF: 3},
-			Hook:  "postrouting", Priority: 100,
+			Trace:      nflog.Trace{Family: 2, Table: "nat", Chain: "POSTROUTING", Type: nflog.TraceRule, Verdict: nflog.VerdictAccept, HasVerdict: true, OIF: 3},
+			RuleNumber: 1, Hook: "postrouting", Priority: 100,
 			Rule: "-A POSTROUTING -j MASQUERADE", IptablesRule: "-A POSTROUTING -j MASQUERADE", OIFName: "eth0",
 		}},
 		{"rule unknown to the book", nflogRecord(2, 0, "TRACE: raw:PREROUTING:rule:1 ", 2, 0, 0, icmpEcho), TraceEvent{
-			Trace: nflog.Trace{Family: 2, Table: "raw", Chain: "PREROUTING", Type: nflog.TraceRule, Handle: 1, IIF: 2},
-			Hook:  "prerouting", Priority: -300, IIFName: "vb",
+			Trace:      nflog.Trace{Family: 2, Table: "raw", Chain: "PREROUTING", Type: nflog.TraceRule, IIF: 2},
+			RuleNumber: 1, Hook: "prerouting", Priority: -300, IIFName: "vb",
 		}},
 	}
 	for _, tt := range tests {
@@ -191,7 +191,7 @@ func TestLegacyTrace(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := tt.want
-			want.Netns, want.Time, want.NFProto, want.HasPriority = "hxt1", at, 2, true
+			want.Netns, want.Time, want.NFProto, want.HasPriority, want.Legacy = "hxt1", at, 2, true, true
 			want.ID = legacyPacketID(icmpEcho)
 			want.Network, want.Transport = icmpEcho[:20], icmpEcho[20:]
 			if !equalTraceEvents(got, want) {
@@ -206,7 +206,7 @@ func TestLegacyTrace(t *testing.T) {
 		t.Errorf("malformed record: %v", err)
 	}
 	ev, err := LegacyTrace("hxt1", at, nflogRecord(2, 1, "TRACE: filter:INPUT:rule:2 ", 2, 0, 0, icmpEcho), nil, nil)
-	if err != nil || ev.Rule != "" || ev.HasVerdict || ev.Handle != 2 || ev.IIFName != "" {
+	if err != nil || ev.Rule != "" || ev.HasVerdict || ev.RuleNumber != 2 || !ev.Legacy || ev.IIFName != "" {
 		t.Errorf("without a book or names: %+v %v", ev, err)
 	}
 }
@@ -234,7 +234,7 @@ func TestLegacyTraceRecorded(t *testing.T) {
 			t.Fatalf("record %d: %v", i+1, err)
 		}
 		v, _ := ev.Outcome()
-		got = append(got, strings.Join([]string{nflog.FamilyName(ev.Family), ev.Table, ev.Chain, ev.Hook, ev.Type.String(), itoa(ev.Handle), v.String(), ev.JumpTarget, ev.IIFName + ">" + ev.OIFName}, " "))
+		got = append(got, strings.Join([]string{nflog.FamilyName(ev.Family), ev.Table, ev.Chain, ev.Hook, ev.Type.String(), itoa(uint64(ev.RuleNumber)), v.String(), ev.JumpTarget, ev.IIFName + ">" + ev.OIFName}, " "))
 		ids[ev.ID]++
 	}
 	want := []string{

@@ -19,6 +19,13 @@ type TraceEvent struct {
 	IptablesRule string // the same rule in iptables syntax, when iptables-nft made it
 	IIFName      string
 	OIFName      string
+
+	// Legacy marks an iptables-legacy TRACE line (LegacyTrace) rather
+	// than an nf_tables trace event: such a rule has no handle, and
+	// RuleNumber is its 1-based position in its chain (as `iptables -L
+	// --line-numbers` counts), 0 for policy and return lines.
+	Legacy     bool
+	RuleNumber int
 }
 
 // RuleBook answers what a namespace's ruleset says about a chain or a

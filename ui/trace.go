@@ -54,6 +54,12 @@ func (p *NDJSON) trace(ev *decode.TraceEvent) error {
 		j.b = strconv.AppendInt(j.b, int64(ev.Priority), 10)
 	}
 	j.plain("trace_type", ev.Type.String())
+	if ev.Legacy {
+		j.plain("source", "iptables-legacy")
+		if ev.RuleNumber != 0 {
+			j.Uint("rule_number", uint64(ev.RuleNumber))
+		}
+	}
 	if ev.Handle != 0 {
 		j.Uint("handle", ev.Handle)
 	}
@@ -112,6 +118,9 @@ func (t *Text) trace(ev *decode.TraceEvent) error {
 	}
 	b = append(b, " trace "...)
 	b = append(b, ev.IDString()...)
+	if ev.Legacy {
+		b = append(b, " iptables-legacy"...)
+	}
 	b = append(append(b, ' '), nflog.FamilyName(ev.Family)...)
 	b = append(append(b, ' '), ev.Table...)
 	b = append(append(b, ' '), ev.Chain...)
@@ -125,6 +134,9 @@ func (t *Text) trace(ev *decode.TraceEvent) error {
 	b = append(append(b, ' '), ev.Type.String()...)
 	if ev.Handle != 0 {
 		b = strconv.AppendUint(append(b, " #"...), ev.Handle, 10)
+	}
+	if ev.RuleNumber != 0 {
+		b = strconv.AppendInt(append(b, " num "...), int64(ev.RuleNumber), 10)
 	}
 	switch {
 	case ev.IptablesRule != "":

@@ -50,6 +50,13 @@ func traceEventsForTest() []decode.TraceEvent {
 			Handle: 10, Type: nflog.TraceRule, Verdict: nflog.VerdictAccept, HasVerdict: true,
 			Network: network, Transport: transport, IIF: 2, OIF: 3, Mark: 0x2a, CTDirection: 1, CTState: 1 << 1, HasCT: true},
 		Hook: "postrouting", Priority: 100, HasPriority: true, Rule: `oifname "rs" masquerade`, IIFName: "rc", OIFName: "rs",
+	}, {
+		// An iptables-legacy TRACE line: a rule number, no handle.
+		Trace: nflog.Trace{Netns: "hxq4", Time: at.Add(3 * time.Second), ID: 0x577e7f42, Family: 2, Table: "filter", Chain: "INPUT",
+			Type: nflog.TraceRule, Verdict: nflog.VerdictJump, HasVerdict: true, JumpTarget: "icmpchk",
+			Network: network, Transport: transport, IIF: 2, NFProto: 2},
+		Hook: "input", HasPriority: true, Rule: "-A INPUT -p icmp -j icmpchk", IptablesRule: "-A INPUT -p icmp -j icmpchk",
+		IIFName: "tb", Legacy: true, RuleNumber: 2,
 	}}
 }
 

@@ -183,7 +183,7 @@ func (src *legacySource) event(m nflog.LogMessage, names func(uint32) string) (d
 	if err != nil || ev.Type != nflog.TraceRule || ev.Rule != "" {
 		return ev, err
 	}
-	key := fmt.Sprintf("%d %s %s %d", ev.Family, ev.Table, ev.Chain, ev.Handle)
+	key := fmt.Sprintf("%d %s %s %d", ev.Family, ev.Table, ev.Chain, ev.RuleNumber)
 	if src.reloaded[key] {
 		return ev, nil
 	}

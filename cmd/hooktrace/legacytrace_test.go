@@ -159,7 +159,7 @@ func (p *eventPrinter) len() int {
 // count of the chain for policy and return lines (the kernel numbers them
 // after the last rule), and the packet.
 func stepOf(t *testing.T, ev decode.TraceEvent, rules *nflog.LegacyRules) string {
-	n := int(ev.Handle)
+	n := ev.RuleNumber
 	if n == 0 {
 		n = 1
 		for {
@@ -484,7 +484,7 @@ func TestLegacyTraceEndToEnd(t *testing.T) {
 				r.cmd.Process.Signal(map[string]syscall.Signal{"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM, "SIGHUP": syscall.SIGHUP}[end])
 			}
 			r.cmd.Wait()
-			if end != "SIGKILL" && !strings.Contains(r.stdout.String(), "ip filter INPUT (input prio 0) rule #2 -A INPUT -p icmp -j icmpchk => jump icmpchk") {
+			if end != "SIGKILL" && !strings.Contains(r.stdout.String(), "iptables-legacy ip filter INPUT (input prio 0) rule num 2 -A INPUT -p icmp -j icmpchk => jump icmpchk") {
 				t.Errorf("no legacy TRACE step printed:\n%s\n%s", r.stdout.String(), r.stderr.String())
 			}
 			// After SIGKILL the guard restores once it sees hooktrace gone.
