@@ -59,7 +59,6 @@ func FuzzMonitorRuleLine(f *testing.F) {
 	f.Add("# new generation 15 by process 11041 (nft)")
 	f.Fuzz(func(t *testing.T, line string) {
 		monitorRuleLine(line)
-		generationLine(line)
 		newNftMonitor().line(line)
 	})
 }

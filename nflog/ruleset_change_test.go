@@ -336,8 +336,8 @@ func TestMonitorLines(t *testing.T) {
 			t.Errorf("%q:\n got %q\nwant %q", line, got, want)
 		}
 	}
-	if g, ok := generationLine("# new generation 15 by process 11041 (nft)"); !ok || g != 15 {
-		t.Errorf("generation line: %d, %v", g, ok)
+	if _, _, ok := monitorRuleLine("# new generation 15 by process 11041 (nft)"); ok {
+		t.Error("a generation line read as a rule")
 	}
 }
 
@@ -346,39 +346,46 @@ func TestNftMonitorTexts(t *testing.T) {
 	newRule := func(h uint64) RulesetChange {
 		return RulesetChange{Op: ChangeNewRule, Family: "inet", Table: "fw", Chain: "svc", Handle: h}
 	}
-	if m.waitGen(5, time.Second) {
+	keys := []monitorKey{{"inet", "fw", 7}, {"inet", "fw", 8}}
+	if m.waitRules(5, keys, time.Second) {
 		t.Fatal("a monitor that has not subscribed has texts")
 	}
 	m.setSince(4)
-	if m.waitGen(4, time.Second) {
+	if m.waitRules(4, keys, time.Second) {
 		t.Fatal("a generation from before the subscription has texts")
 	}
 	go func() {
 		m.line("add rule inet fw svc tcp dport 443 accept # handle 7")
 		m.line("add rule inet fw other accept # handle 8")
-		m.line("# new generation 5 by process 1 (nft)")
 	}()
-	if !m.waitGen(5, 5*time.Second) {
-		t.Fatal("generation 5 never came")
+	if !m.waitRules(5, keys, 5*time.Second) {
+		t.Fatal("the rules of generation 5 never came")
 	}
-	if s, ok := m.take(newRule(7), 5); !ok || s != "tcp dport 443 accept" {
+	if s, ok := m.take(newRule(7)); !ok || s != "tcp dport 443 accept" {
 		t.Errorf("take 7: %q, %v", s, ok)
 	}
-	if _, ok := m.take(newRule(7), 5); ok {
+	if _, ok := m.take(newRule(7)); ok {
 		t.Error("a text was taken twice")
 	}
-	if _, ok := m.take(newRule(8), 5); ok {
+	if _, ok := m.take(newRule(8)); ok {
 		t.Error("a text of another chain was taken")
 	}
-	if _, ok := m.take(RulesetChange{Op: ChangeNewRule, Family: "inet", Table: "fw", Chain: "other", Handle: 8}, 6); ok {
-		t.Error("a text of another generation was taken")
+	// A rule nft has not printed: waitRules gives up at its timeout.
+	start := time.Now()
+	if m.waitRules(6, []monitorKey{{"inet", "fw", 9}}, 50*time.Millisecond) || time.Since(start) < 50*time.Millisecond {
+		t.Error("a rule nft did not print is there")
 	}
-	m.line("add rule inet fw svc accept # handle 9") // generation 6, not ended yet
-	m.forget(5)
-	if len(m.texts) != 1 {
+	m.line("add rule inet fw svc accept # handle 9")
+	m.forget()
+	if len(m.texts) != 2 { // 8 (other chain, not taken) and 9: both recent
 		t.Errorf("after forget: %v", m.texts)
 	}
-	if m.waitGen(6, 50*time.Millisecond) {
-		t.Error("generation 6 is not printed yet")
+	for k, v := range m.texts {
+		v.at = v.at.Add(-2 * monitorTextAge)
+		m.texts[k] = v
+	}
+	m.forget()
+	if len(m.texts) != 0 {
+		t.Errorf("old texts kept: %v", m.texts)
 	}
 }

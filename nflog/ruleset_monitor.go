@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,26 +13,24 @@ import (
 	"time"
 )
 
-// nftMonitor reads `nft -a monitor`, run inside a namespace, and
-// keeps the text of each new rule by handle until the Ruleset takes it.
-// nft prints a new rule with the same code as a listing, and its cache
-// holds the anonymous sets of the rule's transaction, so the text is the
-// listing's, at a cost in proportion to the change: no set of the table
-// is fetched again. nft loads its full cache once, at start; generations
-// committed before it joined the change group are not printed: since
-// tells them apart.
+// nftMonitor reads `nft -a monitor ruleset`, run inside a namespace,
+// and keeps the text of each new rule by handle until the Ruleset takes
+// it. nft prints a new rule with the same code as a listing, and its
+// cache holds the anonymous sets of the rule's transaction, so the text
+// is the listing's, at a cost in proportion to the change: no set of the
+// table is fetched again. nft loads its full cache once, at start;
+// generations committed before it joined the change group are not
+// printed: since tells them apart. It monitors the ruleset only, not
+// trace events, so a traced flood costs it nothing.
 type nftMonitor struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the reader has seen nft's output end
 
 	mu      sync.Mutex
-	changed chan struct{} // closed and replaced at each generation or state change
-	gen     uint32        // the last generation nft printed
-	haveGen bool
-	since   uint32 // generations after this one are all printed
-	ready   bool   // since is known
+	changed chan struct{} // closed and replaced at each rule line or state change
+	since   uint32        // generations after this one are all printed
+	ready   bool          // since is known
 	texts   map[monitorKey]monitorText
-	fresh   []monitorKey // rules printed since the last generation line
 }
 
 type monitorKey struct {
@@ -43,23 +40,25 @@ type monitorKey struct {
 
 type monitorText struct {
 	chain, text string
-	gen         uint32
+	at          time.Time // when nft printed it
 }
 
-// startNftMonitor starts `nft -a monitor` in the namespace at nsPath.
-// Only the rule lines are used, but nft prints the "# new generation"
-// lines that tell where a transaction ends only when it monitors every
-// kind of object. It runs under `stdbuf -oL` when coreutils has it, since
-// nft's output to a pipe is otherwise block-buffered (a generation's
-// rules would then wait for the next few kilobytes of output, and be
-// reloaded instead). nft dies with hooktrace (SIGKILL on the parent's
+// monitorTextAge is how long a text nobody took is kept: a rule whose
+// change the watch handled without it (a chain reload) leaves one.
+const monitorTextAge = 30 * time.Second
+
+// startNftMonitor starts `nft -a monitor ruleset` in the namespace at
+// nsPath; only its rule lines are used. It runs under `stdbuf -oL` when
+// coreutils has it, since nft's output to a pipe is otherwise
+// block-buffered (a transaction's rules would then wait for the next few
+// kilobytes of output, and be reloaded instead). nft dies with hooktrace (SIGKILL on the parent's
 // death) and is killed by close.
 func startNftMonitor(nsPath string) (*nftMonitor, error) {
 	bin, err := exec.LookPath("nft")
 	if err != nil {
 		return nil, &rulesetError{"nft command not found: " + nftInstallHint, exec.ErrNotFound}
 	}
-	args := []string{bin, "-a", "monitor"}
+	args := []string{bin, "-a", "monitor", "ruleset"}
 	if stdbuf, err := exec.LookPath("stdbuf"); err == nil {
 		args = append([]string{stdbuf, "-oL"}, args...)
 	}
@@ -93,44 +92,20 @@ func (m *nftMonitor) read(r io.Reader) {
 	}
 }
 
-// line takes one line of `nft -a monitor`:
+// line takes one line of `nft -a monitor ruleset`:
 //
 //	add rule inet bench c250 udp dport { 7, 9 } accept # handle 24502
 //	insert rule inet t c tcp dport 2 accept # handle 3
-//	# new generation 5 by process 11041 (nft)
 func (m *nftMonitor) line(l string) {
-	if g, ok := generationLine(l); ok {
-		m.mu.Lock()
-		for _, k := range m.fresh {
-			t := m.texts[k]
-			t.gen = g
-			m.texts[k] = t
-		}
-		m.fresh = m.fresh[:0]
-		m.gen, m.haveGen = g, true
-		m.mu.Unlock()
-		m.notify()
-		return
-	}
 	k, t, ok := monitorRuleLine(l)
 	if !ok {
 		return
 	}
+	t.at = time.Now()
 	m.mu.Lock()
 	m.texts[k] = t
-	m.fresh = append(m.fresh, k)
 	m.mu.Unlock()
-}
-
-// generationLine reads "# new generation N by process P (nft)".
-func generationLine(l string) (uint32, bool) {
-	rest, ok := strings.CutPrefix(l, "# new generation ")
-	if !ok {
-		return 0, false
-	}
-	f, _, _ := strings.Cut(rest, " ")
-	g, err := strconv.ParseUint(f, 10, 32)
-	return uint32(g), err == nil
+	m.notify()
 }
 
 // monitorRuleLine reads an "add rule" or "insert rule" line.
@@ -199,33 +174,36 @@ func (m *nftMonitor) setSince(g uint32) {
 	m.notify()
 }
 
-// waitGen waits until nft has printed generation g, and says whether
-// its rules are there to take: false when nft was not listening yet, is
-// gone, or did not print g within timeout.
-func (m *nftMonitor) waitGen(g uint32, timeout time.Duration) bool {
+// waitRules waits until nft has printed the rules of keys, which
+// generation g added, and says whether their texts are worth taking:
+// false when nft was not listening yet at g or is gone. After timeout it
+// says true if nft printed some of them (the rest are reloaded).
+func (m *nftMonitor) waitRules(g uint32, keys []monitorKey, timeout time.Duration) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		m.mu.Lock()
 		ready, after := m.ready, genAfter(g, m.since)
-		printed := m.haveGen && !genAfter(g, m.gen)
+		have := 0
+		for _, k := range keys {
+			if _, ok := m.texts[k]; ok {
+				have++
+			}
+		}
 		ch := m.changed
 		m.mu.Unlock()
 		switch {
 		case !ready || !after:
 			return false
-		case printed:
+		case have == len(keys):
 			return true
 		}
 		select {
 		case <-ch:
 		case <-m.done:
-			m.mu.Lock()
-			printed = m.haveGen && !genAfter(g, m.gen)
-			m.mu.Unlock()
-			return printed
+			return have > 0
 		case <-deadline.C:
-			return false
+			return have > 0
 		}
 	}
 }
@@ -255,26 +233,26 @@ func (m *nftMonitor) waitReady(timeout time.Duration) {
 // genAfter says whether generation a comes after b (ids wrap around).
 func genAfter(a, b uint32) bool { return int32(a-b) > 0 }
 
-// take returns and forgets the text nft printed for a new rule of
-// generation g.
-func (m *nftMonitor) take(c RulesetChange, g uint32) (string, bool) {
+// take returns and forgets the text nft printed for a new rule.
+func (m *nftMonitor) take(c RulesetChange) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := monitorKey{c.Family, c.Table, c.Handle}
 	t, ok := m.texts[k]
-	if !ok || t.gen != g || t.chain != c.Chain {
+	if !ok || t.chain != c.Chain {
 		return "", false
 	}
 	delete(m.texts, k)
 	return t.text, true
 }
 
-// forget drops the texts of generation g and before.
-func (m *nftMonitor) forget(g uint32) {
+// forget drops the texts nobody took for monitorTextAge.
+func (m *nftMonitor) forget() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	old := time.Now().Add(-monitorTextAge)
 	for k, t := range m.texts {
-		if !genAfter(t.gen, g) && !slices.Contains(m.fresh, k) {
+		if t.at.Before(old) {
 			delete(m.texts, k)
 		}
 	}

@@ -180,7 +180,7 @@ func (w *RulesetWatch) handle(b ChangeBatch) {
 		}
 	}
 	if w.mon != nil {
-		w.mon.forget(b.Gen)
+		w.mon.forget()
 	}
 	w.generations.Add(1)
 	w.changes.Add(uint64(len(b.Changes)))
@@ -188,18 +188,29 @@ func (w *RulesetWatch) handle(b ChangeBatch) {
 }
 
 // textSource returns where the batch's new rules get their text: nft
-// monitor's lines of that generation, when it printed them.
+// monitor's lines for them, when it printed them.
 func (w *RulesetWatch) textSource(b ChangeBatch) RuleTextFunc {
-	if w.mon == nil || !hasNewRule(b) || !w.mon.waitGen(b.Gen, w.opt.MonitorWait) {
+	if w.mon == nil || !hasNewRule(b) || !w.mon.waitRules(b.Gen, newRuleKeys(b), w.opt.MonitorWait) {
 		return nil
 	}
 	return func(c RulesetChange) (string, bool) {
-		s, ok := w.mon.take(c, b.Gen)
+		s, ok := w.mon.take(c)
 		if ok {
 			w.monitorRules.Add(1)
 		}
 		return s, ok
 	}
+}
+
+// newRuleKeys lists the rules a batch adds, as nft monitor prints them.
+func newRuleKeys(b ChangeBatch) []monitorKey {
+	var keys []monitorKey
+	for _, c := range b.Changes {
+		if c.Op == ChangeNewRule {
+			keys = append(keys, monitorKey{c.Family, c.Table, c.Handle})
+		}
+	}
+	return keys
 }
 
 func hasNewRule(b ChangeBatch) bool {
