@@ -27,5 +27,13 @@ type RouteDecision struct {
 	Gateway netip.Addr
 	Dev     string // output device
 	PrefSrc netip.Addr
-	Error   string // the kernel's refusal ("network is unreachable"), when Kind is "error"
+	// Error is the kernel's refusal ("network is unreachable"), when it
+	// refused: Kind "error", or the blackhole, unreachable or prohibit
+	// route or rule that explains it; for an input lookup, what the
+	// forwarding or reverse-path settings add ("...; forwarding is
+	// disabled on eth0 (net.ipv4.conf.eth0.forwarding=0)").
+	Error string
+	// Note says what else bears on the decision: IPv6 forwarding
+	// disabled for a forward, a protocol the kernel cannot be asked about.
+	Note string
 }
