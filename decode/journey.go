@@ -108,13 +108,13 @@ type Journey struct {
 	ID    uint64
 	First time.Time
 	Last  time.Time
-	// Frame and Packet are the first sighting of the packet (its Data is
-	// the journey's own copy).
-	Frame  capture.Frame
-	Packet *Packet
-	Flow   Endpoints // as first seen
-	Proto  string    // innermost transport: tcp, udp, icmp, ...
-	Steps  []Step
+	// Frame is the first sighting of the packet (its Data is the
+	// journey's own copy): a captured frame, or, for a packet only trace
+	// events showed, their header snapshot as a raw IP frame.
+	Frame capture.Frame
+	Flow  Endpoints // as first seen
+	Proto string    // innermost transport: tcp, udp, icmp, ...
+	Steps []Step
 	// Outcome and Drop are set when the journey closes.
 	Outcome Outcome
 	Drop    *Drop

@@ -43,9 +43,19 @@ func (p *NDJSON) Packet(n uint64, pkt *decode.Packet) error {
 	j := &p.j
 	j.reset()
 	j.open('{')
-	f := &pkt.Frame
 	j.plain("type", "packet")
 	j.Uint("n", n)
+	p.packetMembers(pkt)
+	j.close('}')
+	j.b = append(j.b, '\n')
+	_, err := p.w.Write(j.b)
+	return err
+}
+
+// packetMembers writes a packet record's members after "type" and "n".
+func (p *NDJSON) packetMembers(pkt *decode.Packet) {
+	j := &p.j
+	f := &pkt.Frame
 	j.key("time")
 	j.b = append(p.clock.appendRFC3339(append(j.b, '"'), f.Time), '"')
 	j.Str("iface", f.Iface)
@@ -61,10 +71,6 @@ func (p *NDJSON) Packet(n uint64, pkt *decode.Packet) error {
 		j.Str("comment", f.Comment)
 	}
 	p.writeLayers(pkt)
-	j.close('}')
-	j.b = append(j.b, '\n')
-	_, err := p.w.Write(j.b)
-	return err
 }
 
 // writeLayers writes a packet's "layers" and "summary" members.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/capture/filter"
+	"github.com/hooktrace/hooktrace/decode"
 	"github.com/hooktrace/hooktrace/ui"
 )
 
@@ -107,8 +108,22 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	stopFlush := out.flushEvery(200 * time.Millisecond)
 	defer stopFlush()
 	var tr *tracing
+	var paths *journeys
+	traces := ui.TracePrinter(out.traces)
 	if o.trace {
-		if tr, err = startTracing(namespaces, live, out.traces, stderr); err != nil {
+		// Every packet, trace event and NFLOG message goes to the
+		// journeys too; each is printed as it closes.
+		paths = startJourneys(decode.JourneyOptions{
+			IfName: func(netns string, index uint32) string { return live.InterfaceName(netns, int(index)) },
+		}, func(j *decode.Journey) {
+			if out.paths != nil {
+				out.paths.Journey(j)
+			}
+		})
+		defer paths.close()
+		out.tap = paths
+		traces = traceTee{print: out.traces, j: paths}
+		if tr, err = startTracing(namespaces, live, traces, stderr); err != nil {
 			out.close()
 			return err
 		}
@@ -117,7 +132,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	if o.trace {
 		// iptables-legacy TRACE lines, where legacy tables exist; closed
 		// before the output, and again (a no-op) on an early return.
-		legacy = startLegacyTracing(namespaces, live.InterfaceName, out.traces, stderr)
+		legacy = startLegacyTracing(namespaces, live.InterfaceName, traces, stderr)
 		defer func() {
 			if err := legacy.close(); err != nil {
 				fmt.Fprintf(stderr, "hooktrace: %v\n", err)
@@ -146,15 +161,20 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	live.Stop()
 	stopper()
 	logs.close()
-	var traces []ui.TraceCounts
+	var traceStats []ui.TraceCounts
 	if tr != nil {
 		tr.close()
-		traces = traceCounts(tr)
+		traceStats = traceCounts(tr)
 	}
 	if legacy != nil {
 		if lerr := legacy.close(); lerr != nil {
 			fmt.Fprintf(stderr, "hooktrace: %v\n", lerr)
 		}
+	}
+	if paths != nil {
+		paths.close() // the journeys still open are printed
+		st, shed := paths.stats()
+		fmt.Fprintf(stderr, "%d journeys (%d closed early to bound memory), %d records not joined to a journey, %d shed\n", st.Closed, st.Evicted, st.Unmatched, shed)
 	}
 	stats := append(live.Stats(), logs.stats()...)
 	// Every packet is written before the statistics that close the file.
@@ -169,13 +189,13 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	if serr := out.stats(stats, traces); serr != nil && err == nil {
+	if serr := out.stats(stats, traceStats); serr != nil && err == nil {
 		err = serr
 	}
 	if cerr := out.close(); err == nil {
 		err = cerr
 	}
-	ui.WriteStatsText(stderr, stats, traces)
+	ui.WriteStatsText(stderr, stats, traceStats)
 	return err
 }
 

@@ -21,6 +21,8 @@ type output struct {
 	out     *bufio.Writer
 	shared  *lockedWriter // out, shared by the packet pipeline and trace printing
 	traces  ui.TracePrinter
+	paths   ui.JourneyPrinter // journeys, when tracing
+	tap     *journeys         // takes every packet for journeys, when tracing
 	json    bool
 	pipe    *pipeline
 	file    *os.File
@@ -38,9 +40,11 @@ func openOutput(o *options, stdout io.Writer) (*output, error) {
 	case o.json:
 		newPrinter = func(w io.Writer) ui.PacketPrinter { return ui.NewNDJSON(w) }
 		out.traces = ui.NewNDJSON(out.shared)
+		out.paths = ui.NewNDJSON(out.shared)
 	case o.print || o.writeFile == "":
 		newPrinter = func(w io.Writer) ui.PacketPrinter { return ui.NewText(w, time.Local) }
 		out.traces = ui.NewText(out.shared, time.Local)
+		out.paths = ui.NewText(out.shared, time.Local)
 	}
 	if o.writeFile != "" {
 		f, err := os.Create(o.writeFile)
@@ -61,6 +65,9 @@ func openOutput(o *options, stdout io.Writer) (*output, error) {
 
 // packet queues packet number n for printing and writing.
 func (o *output) packet(n uint64, f capture.Frame) error {
+	if o.tap != nil {
+		o.tap.frame(f)
+	}
 	return o.pipe.add(n, f)
 }
 

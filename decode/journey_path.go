@@ -1,0 +1,315 @@
+package decode
+
+import (
+	"sort"
+	"time"
+
+	"github.com/hooktrace/hooktrace/nflog"
+)
+
+// Ranks place a journey's observations within one namespace in the order
+// the kernel handles a packet: arrival on a device, prerouting, the
+// routing decision, input or forward, postrouting, leaving by a device;
+// a packet the namespace sends is routed, then passes output and
+// postrouting. Records' times cannot order them alone: trace events carry
+// hooktrace's receive time, not the kernel's.
+const (
+	rankArrive     = 0
+	rankRouteOut   = 10 // a locally made packet is routed before output
+	rankPrerouting = 20
+	rankOutput     = 20
+	rankRouteIn    = 30
+	rankRouteDrop  = 35 // reverse-path filter, no route: during routing
+	rankInput      = 50
+	rankForward    = 50
+	rankUnknown    = 55
+	rankKernelDrop = 60
+	rankPost       = 80
+	rankLeave      = 100
+	rankReply      = 110 // the ICMP error or reset sent back
+)
+
+// Within a hook, hooktrace's first chain runs before every other, and
+// its last chain after.
+const (
+	prioFirst = -1 << 40
+	prioLast  = 1 << 40
+)
+
+func hookRank(hook string) int {
+	switch hook {
+	case "prerouting":
+		return rankPrerouting
+	case "input":
+		return rankInput
+	case "forward":
+		return rankForward
+	case "output":
+		return rankOutput
+	case "postrouting":
+		return rankPost
+	}
+	return rankUnknown
+}
+
+// routingDropReasons are the kernel drop reasons the routing decision
+// gives.
+var routingDropReasons = map[string]bool{
+	"IP_RPFILTER": true, "IP_INNOROUTES": true, "IP_OUTNOROUTES": true, "IP_INADDRERRORS": true,
+	"IP_INVALID_SOURCE": true, "IP_LOCAL_SOURCE": true, "IP_INVALID_DEST": true, "IPV6_BAD_EXTHDR": false,
+}
+
+// rankOf places a step within its namespace's path.
+func rankOf(st Step) (int, int64) {
+	switch st.Kind {
+	case StepCapture:
+		switch st.Dir {
+		case "in":
+			return rankArrive, 0
+		case "out":
+			return rankLeave, 0
+		}
+		return rankUnknown, 0
+	case StepHook:
+		if st.First {
+			return hookRank(st.Hook), prioFirst
+		}
+		return hookRank(st.Hook), prioLast
+	case StepRule, StepPolicy:
+		return hookRank(st.Hook), int64(st.Priority)
+	case StepNFLOG:
+		return hookRank(st.Hook), 0
+	case StepDrop:
+		if routingDropReasons[st.Reason] {
+			return rankRouteDrop, 0
+		}
+		return rankKernelDrop, 0
+	case StepICMPError, StepReset:
+		return rankReply, 0
+	}
+	return rankUnknown, 0
+}
+
+// visit is a journey's passage through one namespace, as the packet
+// itself or inside a tunnel packet.
+type visit struct {
+	netns string
+	outer bool
+	at    time.Time
+	obs   []obs
+}
+
+// orderObs groups observations into visits, ordered by the kernel's
+// times where there are some, and puts each visit in path order.
+func orderObs(all []obs) []*visit {
+	byKey := map[[2]any]*visit{}
+	var visits []*visit
+	for _, o := range all {
+		k := [2]any{o.step.Netns, o.outer}
+		v := byKey[k]
+		if v == nil {
+			v = &visit{netns: o.step.Netns, outer: o.outer}
+			byKey[k] = v
+			visits = append(visits, v)
+		}
+		v.obs = append(v.obs, o)
+	}
+	for _, v := range visits {
+		var kt, any time.Time
+		for _, o := range v.obs {
+			if any.IsZero() || o.step.Time.Before(any) {
+				any = o.step.Time
+			}
+			if o.kt && o.step.Kind != StepICMPError && o.step.Kind != StepReset && (kt.IsZero() || o.step.Time.Before(kt)) {
+				kt = o.step.Time
+			}
+		}
+		v.at = kt
+		if kt.IsZero() {
+			v.at = any
+		}
+		sort.SliceStable(v.obs, func(i, j int) bool {
+			a, b := &v.obs[i], &v.obs[j]
+			if a.rank != b.rank {
+				return a.rank < b.rank
+			}
+			if a.prio != b.prio {
+				return a.prio < b.prio
+			}
+			return a.seq < b.seq
+		})
+	}
+	sort.SliceStable(visits, func(i, j int) bool { return visits[i].at.Before(visits[j].at) })
+	return visits
+}
+
+// arrived says whether the packet came into the visit's namespace (from
+// a device) rather than being made there.
+func (v *visit) arrived() bool {
+	for _, o := range v.obs {
+		switch {
+		case o.step.Kind == StepCapture && o.step.Dir == "in":
+			return true
+		case o.step.Hook == "prerouting" && o.step.Kind != StepDrop:
+			return true
+		}
+	}
+	return false
+}
+
+// madeHere says whether the visit's namespace sent the packet: it
+// passes output, and did not arrive.
+func (v *visit) madeHere() bool {
+	if v.arrived() {
+		return false
+	}
+	for _, o := range v.obs {
+		if o.step.Hook == "output" {
+			return true
+		}
+	}
+	return false
+}
+
+// addRoutes asks, for each visit, how the kernel routed the packet there,
+// with the addresses it had at that point (after prerouting's DNAT), its
+// input device and mark, and adds the answer as a route step.
+func addRoutes(visits []*visit, route func(string, nflog.RouteQuery) (nflog.RouteDecision, bool)) {
+	for _, v := range visits {
+		if v.outer {
+			continue // the tunnel packet's route is the tunnel device's business
+		}
+		arrived := v.arrived()
+		if !arrived && !v.madeHere() {
+			continue
+		}
+		var q nflog.RouteQuery
+		var at time.Time
+		have := false
+		for _, o := range v.obs {
+			if o.mark != 0 {
+				q.Mark = o.mark
+			}
+			if arrived && o.rank > rankPrerouting || !arrived && o.rank > rankOutput {
+				continue
+			}
+			if o.hasEP && (!have || arrived) {
+				q.Src, q.Dst = o.ep.Src.Addr(), o.ep.Dst.Addr()
+				q.SPort, q.DPort, q.Proto = o.ep.Src.Port(), o.ep.Dst.Port(), o.proto
+				have = true
+			}
+			if arrived && q.IIF == "" && o.step.Iface != "" && (o.step.Kind == StepCapture || o.step.Hook == "prerouting") {
+				q.IIF = o.step.Iface
+			}
+			if at.IsZero() || o.step.Time.After(at) {
+				at = o.step.Time
+			}
+		}
+		if !have || arrived && q.IIF == "" {
+			continue // the input device is needed for an arriving packet's route
+		}
+		d, ok := route(v.netns, q)
+		if !ok {
+			continue
+		}
+		rank := rankRouteOut
+		if arrived {
+			rank = rankRouteIn
+		}
+		if !arrived && len(v.obs) > 0 {
+			at = v.obs[0].step.Time
+		}
+		o := obs{step: Step{Time: at, Netns: v.netns, Kind: StepRoute, Route: &d}, rank: rank}
+		i := sort.Search(len(v.obs), func(i int) bool { return v.obs[i].rank > rank })
+		v.obs = append(v.obs[:i], append([]obs{o}, v.obs[i:]...)...)
+	}
+}
+
+// epAt returns an observation's endpoints at one level of encapsulation:
+// the packet's own (inner) or its tunnel packet's (outer).
+func (o *obs) epAt(outer bool) (Endpoints, bool) {
+	switch {
+	case !o.hasEP:
+		return Endpoints{}, false
+	case o.tunnel != "": // a captured tunnel packet: both are known
+		if outer {
+			return o.outerE, true
+		}
+		return o.ep, true
+	case o.outer == outer:
+		return o.ep, true
+	}
+	return Endpoints{}, false
+}
+
+// pathSteps flattens the visits into the journey's steps, adding a NAT
+// step where the packet's addresses or ports change, and encap and decap
+// steps where it goes into or out of a tunnel packet.
+func pathSteps(visits []*visit) []Step {
+	var steps []Step
+	var last [2]Endpoints // last endpoints seen, inner and outer
+	var have [2]bool
+	level := -1 // 0 inner, 1 outer; -1 before the first observation
+	tunnel, vni := "", uint32(0)
+	for _, v := range visits {
+		for _, o := range v.obs {
+			if o.tunnel != "" && tunnel == "" {
+				tunnel, vni = o.tunnel, o.vni
+			}
+		}
+	}
+	if tunnel == "" {
+		tunnel = "tunnel"
+	}
+	for _, v := range visits {
+		for i := range v.obs {
+			o := &v.obs[i]
+			if o.step.Kind == StepICMPError || o.step.Kind == StepReset || o.step.Kind == StepRoute {
+				steps = append(steps, o.step)
+				continue
+			}
+			cur := 0
+			if o.outer {
+				cur = 1
+			}
+			if level >= 0 && cur != level {
+				st := Step{Time: o.step.Time, Netns: o.step.Netns, Kind: StepEncap, Tunnel: tunnel, VNI: vni}
+				if cur == 0 {
+					st.Kind = StepDecap
+				}
+				st.Before, st.After = last[0], last[1]
+				if ep, ok := o.epAt(true); ok {
+					st.After = ep
+				}
+				steps = append(steps, st)
+			}
+			level = cur
+			for lv := 0; lv < 2; lv++ {
+				ep, ok := o.epAt(lv == 1)
+				if !ok {
+					continue
+				}
+				if have[lv] && ep != last[lv] && lv == cur {
+					steps = append(steps, natStep(o, last[lv], ep))
+				}
+				last[lv], have[lv] = ep, true
+			}
+			steps = append(steps, o.step)
+		}
+	}
+	return steps
+}
+
+// natStep describes a rewrite seen between two observations.
+func natStep(o *obs, before, after Endpoints) Step {
+	st := Step{Time: o.step.Time, Netns: o.step.Netns, Kind: StepNAT, Hook: o.step.Hook, Before: before, After: after}
+	switch {
+	case before.Dst != after.Dst && before.Src != after.Src:
+		st.Detail = "source and destination rewritten"
+	case before.Dst != after.Dst:
+		st.Detail = "destination rewritten (DNAT)"
+	default:
+		st.Detail = "source rewritten (SNAT or masquerade)"
+	}
+	return st
+}

@@ -1,0 +1,361 @@
+package ui
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hooktrace/hooktrace/decode"
+)
+
+// JourneyPrinter writes journeys as they close.
+type JourneyPrinter interface {
+	Journey(j *decode.Journey) error
+}
+
+var (
+	ndjsonJourneyScratch = sync.Pool{New: func() any { return NewNDJSON(nil) }}
+	textJourneyScratch   = sync.Pool{New: func() any { return NewText(nil, nil) }}
+)
+
+// Journey writes a {"type":"journey",...} record (schema in README.md).
+// It may be called from several goroutines.
+func (p *NDJSON) Journey(jr *decode.Journey) error {
+	s := ndjsonJourneyScratch.Get().(*NDJSON)
+	s.w = p.w
+	err := s.journey(jr)
+	s.w = nil
+	ndjsonJourneyScratch.Put(s)
+	return err
+}
+
+func (p *NDJSON) journey(jr *decode.Journey) error {
+	j := &p.j
+	j.reset()
+	j.open('{')
+	j.plain("type", "journey")
+	j.Uint("id", jr.ID)
+	p.time("first", jr.First)
+	p.time("last", jr.Last)
+	if len(jr.Frame.Data) > 0 {
+		j.key("packet")
+		j.open('{')
+		p.packetMembers(p.dec().Decode(jr.Frame))
+		j.close('}')
+	}
+	j.BeginList("steps")
+	for i := range jr.Steps {
+		p.step(&jr.Steps[i])
+	}
+	j.EndList()
+	j.plain("outcome", string(jr.Outcome))
+	if jr.LastSeen != "" {
+		j.Str("last_seen", jr.LastSeen)
+	}
+	if jr.Incomplete {
+		j.Bool("incomplete", true)
+	}
+	if d := jr.Drop; d != nil {
+		j.key("drop")
+		j.open('{')
+		j.plain("by", d.By)
+		j.Str("netns", d.Netns)
+		strIf(j, "hook", d.Hook)
+		strIf(j, "family", d.Family)
+		strIf(j, "table", d.Table)
+		strIf(j, "chain", d.Chain)
+		if d.Handle != 0 {
+			j.Uint("handle", d.Handle)
+		}
+		if d.RuleNumber != 0 {
+			j.Uint("rule_number", uint64(d.RuleNumber))
+		}
+		strIf(j, "rule", d.Rule)
+		strIf(j, "reason", d.Reason)
+		j.Str("explanation", d.Explanation)
+		strIf(j, "hint", d.Hint)
+		if d.Probable {
+			j.Bool("probable", true)
+		}
+		j.close('}')
+	}
+	j.close('}')
+	j.b = append(j.b, '\n')
+	_, err := p.w.Write(j.b)
+	return err
+}
+
+// time writes a time member, RFC 3339 in UTC with nine fraction digits.
+func (p *NDJSON) time(k string, t time.Time) {
+	p.j.key(k)
+	p.j.b = append(p.clock.appendRFC3339(append(p.j.b, '"'), t), '"')
+}
+
+func strIf(j *jsonBuf, k, v string) {
+	if v != "" {
+		j.Str(k, v)
+	}
+}
+
+func (p *NDJSON) step(st *decode.Step) {
+	j := &p.j
+	j.BeginObject()
+	p.time("time", st.Time)
+	j.Str("netns", st.Netns)
+	j.plain("kind", string(st.Kind))
+	strIf(j, "iface", st.Iface)
+	if st.Dir != "" {
+		j.plain("dir", st.Dir)
+	}
+	if st.Hook != "" {
+		j.plain("hook", st.Hook)
+	}
+	if st.Kind == decode.StepHook {
+		j.plain("edge", map[bool]string{true: "enter", false: "leave"}[st.First])
+	}
+	strIf(j, "family", st.Family)
+	strIf(j, "table", st.Table)
+	strIf(j, "chain", st.Chain)
+	if st.HasPriority {
+		j.Int("priority", int64(st.Priority))
+	}
+	if st.Handle != 0 {
+		j.Uint("handle", st.Handle)
+	}
+	if st.RuleNumber != 0 {
+		j.Uint("rule_number", uint64(st.RuleNumber))
+	}
+	strIf(j, "rule", st.Rule)
+	strIf(j, "verdict", st.Verdict)
+	strIf(j, "jump_target", st.JumpTarget)
+	switch st.Kind {
+	case decode.StepNAT, decode.StepEncap, decode.StepDecap:
+		writeEndpoints(j, "before", st.Before)
+		writeEndpoints(j, "after", st.After)
+	}
+	strIf(j, "tunnel", st.Tunnel)
+	if st.VNI != 0 {
+		j.Uint("vni", uint64(st.VNI))
+	}
+	strIf(j, "reason", st.Reason)
+	strIf(j, "location", st.Location)
+	strIf(j, "prefix", st.Prefix)
+	if r := st.Route; r != nil {
+		j.key("route")
+		j.open('{')
+		j.plain("kind", r.Kind)
+		strIf(j, "table", r.Table)
+		strIf(j, "rule", r.Rule)
+		strIf(j, "route", r.Route)
+		if r.Gateway.IsValid() {
+			j.Str("gateway", r.Gateway.String())
+		}
+		strIf(j, "dev", r.Dev)
+		if r.PrefSrc.IsValid() {
+			j.Str("prefsrc", r.PrefSrc.String())
+		}
+		strIf(j, "error", r.Error)
+		j.close('}')
+	}
+	strIf(j, "detail", st.Detail)
+	j.EndObject()
+}
+
+func writeEndpoints(j *jsonBuf, k string, e decode.Endpoints) {
+	if !e.Src.IsValid() {
+		return
+	}
+	j.key(k)
+	j.open('{')
+	j.Str("src", endpoint(e.Src))
+	j.Str("dst", endpoint(e.Dst))
+	j.close('}')
+}
+
+// endpoint prints an address with its port, or alone without one.
+func endpoint(a netip.AddrPort) string {
+	if a.Port() == 0 {
+		return a.Addr().String()
+	}
+	return a.String()
+}
+
+// Journey writes the journey as a timeline: the packet, one line per
+// step (hooks' leaving lines are left out: a hook entered and not left
+// says enough), and the outcome with its explanation and hint.
+func (t *Text) Journey(jr *decode.Journey) error {
+	s := textJourneyScratch.Get().(*Text)
+	s.w, s.loc = t.w, t.loc
+	err := s.journey(jr)
+	s.w, s.loc = nil, nil
+	textJourneyScratch.Put(s)
+	return err
+}
+
+func (t *Text) journey(jr *decode.Journey) error {
+	b := append(t.b[:0], "journey "...)
+	b = strconv.AppendUint(b, jr.ID, 10)
+	b = append(b, ": "...)
+	if len(jr.Frame.Data) > 0 {
+		b = t.dec().Decode(jr.Frame).AppendSummary(b)
+	}
+	b = append(b, '\n')
+	nsw := 4
+	for i := range jr.Steps {
+		nsw = max(nsw, len(jr.Steps[i].Netns))
+	}
+	for i := range jr.Steps {
+		st := &jr.Steps[i]
+		if st.Kind == decode.StepHook && !st.First {
+			continue
+		}
+		b = append(b, "  "...)
+		b = st.Time.In(t.loc).AppendFormat(b, "15:04:05.000000")
+		ns := st.Netns
+		if ns == "" {
+			ns = "-"
+		}
+		b = append(append(b, "  "...), ns...)
+		b = append(b, strings.Repeat(" ", nsw-len(ns))...)
+		b = append(append(b, "  "...), stepText(st)...)
+		b = append(b, '\n')
+	}
+	b = append(b, outcomeText(jr)...)
+	t.b = b
+	_, err := t.w.Write(b)
+	return err
+}
+
+// stepText is one step of a timeline.
+func stepText(st *decode.Step) string {
+	switch st.Kind {
+	case decode.StepCapture:
+		return fmt.Sprintf("%-12s %s %s", "device", st.Iface, st.Dir)
+	case decode.StepHook:
+		return fmt.Sprintf("%-12s %s", strings.ToUpper(st.Hook), familyNote(st.Family))
+	case decode.StepRule:
+		s := fmt.Sprintf("%-12s %s %s %s%s ", "", st.Family, st.Table, st.Chain, prioNote(st))
+		switch {
+		case st.RuleNumber != 0:
+			s += fmt.Sprintf("rule %d: ", st.RuleNumber)
+		case st.Handle != 0:
+			s += fmt.Sprintf("handle %d: ", st.Handle)
+		}
+		s += st.Rule + "  -> " + strings.ToUpper(st.Verdict)
+		if st.JumpTarget != "" {
+			s += " " + st.JumpTarget
+		}
+		return s
+	case decode.StepPolicy:
+		return fmt.Sprintf("%-12s %s %s %s%s policy  -> %s", "", st.Family, st.Table, st.Chain, prioNote(st), strings.ToUpper(st.Verdict))
+	case decode.StepRoute:
+		return fmt.Sprintf("%-12s %s", "route", routeText(st.Route))
+	case decode.StepNAT:
+		return fmt.Sprintf("%-12s %s > %s  =>  %s > %s  (%s)", "nat", endpoint(st.Before.Src), endpoint(st.Before.Dst), endpoint(st.After.Src), endpoint(st.After.Dst), st.Detail)
+	case decode.StepEncap, decode.StepDecap:
+		s := fmt.Sprintf("%-12s %s", st.Kind, strings.ToUpper(st.Tunnel))
+		if st.VNI != 0 {
+			s += fmt.Sprintf(" vni %d", st.VNI)
+		}
+		if st.After.Src.IsValid() {
+			s += fmt.Sprintf(", outer %s > %s", endpoint(st.After.Src), endpoint(st.After.Dst))
+		}
+		return s
+	case decode.StepNFLOG:
+		return fmt.Sprintf("%-12s %s log %q", strings.ToUpper(st.Hook), familyNote(st.Family), st.Prefix)
+	case decode.StepDrop:
+		s := fmt.Sprintf("%-12s %s at %s", "kernel drop", st.Reason, st.Location)
+		if st.Iface != "" {
+			s += " (" + st.Iface + ")"
+		}
+		if st.Detail != "" {
+			s += " [" + st.Detail + "]"
+		}
+		return s
+	case decode.StepICMPError, decode.StepReset:
+		return fmt.Sprintf("%-12s %s", "answer", st.Detail)
+	}
+	return string(st.Kind)
+}
+
+func familyNote(f string) string {
+	if f == "bridge" {
+		return "(bridge)"
+	}
+	return ""
+}
+
+func prioNote(st *decode.Step) string {
+	if !st.HasPriority {
+		return ""
+	}
+	return fmt.Sprintf(" (prio %d)", st.Priority)
+}
+
+// routeText says what the kernel decided.
+func routeText(r *decode.RouteStep) string {
+	if r == nil {
+		return ""
+	}
+	var s string
+	switch r.Kind {
+	case "local":
+		s = "local delivery"
+	case "forward":
+		s = "forward"
+	case "output":
+		s = "output"
+	case "error":
+		return "no route: " + r.Error
+	default:
+		s = r.Kind
+	}
+	if r.Dev != "" {
+		s += " via " + r.Dev
+	}
+	if r.Gateway.IsValid() {
+		s += " gateway " + r.Gateway.String()
+	}
+	var why []string
+	if r.Table != "" {
+		why = append(why, "table "+r.Table)
+	}
+	if r.Rule != "" {
+		why = append(why, "rule "+r.Rule)
+	}
+	if r.Route != "" {
+		why = append(why, "route "+r.Route)
+	}
+	if len(why) > 0 {
+		s += " (" + strings.Join(why, "; ") + ")"
+	}
+	return s
+}
+
+// outcomeText is the timeline's last lines: how it ended, why, and what
+// to change.
+func outcomeText(jr *decode.Journey) string {
+	var b strings.Builder
+	switch jr.Outcome {
+	case decode.OutcomeDropped, decode.OutcomeRejected:
+		if d := jr.Drop; d != nil {
+			fmt.Fprintf(&b, "%s\n", d.Explanation)
+			if d.Hint != "" {
+				fmt.Fprintf(&b, "hint: %s\n", d.Hint)
+			}
+		} else {
+			fmt.Fprintf(&b, "%s\n", strings.ToUpper(string(jr.Outcome)))
+		}
+	case decode.OutcomeUnknown:
+		fmt.Fprintf(&b, "UNKNOWN: last seen in %s\n", jr.LastSeen)
+	default:
+		fmt.Fprintf(&b, "%s\n", strings.ToUpper(string(jr.Outcome)))
+	}
+	if jr.Incomplete {
+		b.WriteString("(incomplete: the kernel reported lost events while this packet was traced)\n")
+	}
+	return b.String()
+}
