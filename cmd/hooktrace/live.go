@@ -13,6 +13,7 @@ import (
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/capture/filter"
 	"github.com/hooktrace/hooktrace/decode"
+	"github.com/hooktrace/hooktrace/nflog"
 	"github.com/hooktrace/hooktrace/ui"
 )
 
@@ -115,6 +116,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		// journeys too; each is printed as it closes.
 		paths = startJourneys(decode.JourneyOptions{
 			IfName: func(netns string, index uint32) string { return live.InterfaceName(netns, int(index)) },
+			Route:  routeLookup(refs, warn),
 		}, func(j *decode.Journey) {
 			if out.paths != nil {
 				out.paths.Journey(j)
@@ -276,4 +278,33 @@ func traceCounts(tr *tracing) []ui.TraceCounts {
 		counts = append(counts, ui.TraceCounts{Netns: l.Netns(), Received: l.Received(), Lost: l.Lost(), Unread: l.Unread()})
 	}
 	return counts
+}
+
+// routeLookup asks the kernel of a traced namespace how it routes a
+// packet, for the journeys' route steps. A lookup that cannot be made is
+// said once per namespace and leaves the step out.
+func routeLookup(refs []nflog.NetnsRef, warn func(error)) func(string, nflog.RouteQuery) (nflog.RouteDecision, bool) {
+	paths := map[string]string{}
+	for _, r := range refs {
+		paths[r.Name] = r.Path
+	}
+	var mu sync.Mutex
+	warned := map[string]bool{}
+	return func(netns string, q nflog.RouteQuery) (nflog.RouteDecision, bool) {
+		path, ok := paths[netns]
+		if !ok {
+			return nflog.RouteDecision{}, false
+		}
+		d, err := nflog.LookupRoute(path, q)
+		if err != nil {
+			mu.Lock()
+			if !warned[netns] {
+				warned[netns] = true
+				warn(fmt.Errorf("route steps left out in %s: %w", netns, err))
+			}
+			mu.Unlock()
+			return nflog.RouteDecision{}, false
+		}
+		return d, true
+	}
 }
