@@ -118,7 +118,10 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			IfName: func(netns string, index uint32) string { return live.InterfaceName(netns, int(index)) },
 			Route:  routeLookup(refs, warn),
 		}, func(j *decode.Journey) {
-			if out.paths != nil {
+			switch {
+			case o.explain != nil:
+				o.explain.take(j, func(j *decode.Journey) { out.paths.Journey(j) })
+			case out.paths != nil:
 				out.paths.Journey(j)
 			}
 		})
@@ -141,7 +144,11 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			}
 		}()
 	}
-	fmt.Fprintf(stderr, "hooktrace: capturing on %s\n", describe(live.Stats(), len(namespaces), o))
+	if o.explain == nil {
+		fmt.Fprintf(stderr, "hooktrace: capturing on %s\n", describe(live.Stats(), len(namespaces), o))
+	} else {
+		o.explain.ready(stderr)
+	}
 	if o.readyFile != "" {
 		if err := os.WriteFile(o.readyFile, []byte("ready\n"), 0o644); err != nil {
 			out.close()
@@ -175,8 +182,9 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	}
 	if paths != nil {
 		paths.close() // the journeys still open are printed
-		st, shed := paths.stats()
-		fmt.Fprintf(stderr, "%d journeys (%d closed early to bound memory), %d records not joined to a journey, %d shed\n", st.Closed, st.Evicted, st.Unmatched, shed)
+		if st, shed := paths.stats(); o.explain == nil {
+			fmt.Fprintf(stderr, "%d journeys (%d closed early to bound memory), %d records not joined to a journey, %d shed\n", st.Closed, st.Evicted, st.Unmatched, shed)
+		}
 	}
 	stats := append(live.Stats(), logs.stats()...)
 	// Every packet is written before the statistics that close the file.
@@ -191,13 +199,17 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	if serr := out.stats(stats, traceStats); serr != nil && err == nil {
-		err = serr
+	if o.explain == nil { // explain prints journeys only
+		if serr := out.stats(stats, traceStats); serr != nil && err == nil {
+			err = serr
+		}
 	}
 	if cerr := out.close(); err == nil {
 		err = cerr
 	}
-	ui.WriteStatsText(stderr, stats, traceStats)
+	if o.explain == nil {
+		ui.WriteStatsText(stderr, stats, traceStats)
+	}
 	return err
 }
 

@@ -48,7 +48,8 @@ type options struct {
 	traceAll     bool
 	traceRate    int
 	dryRun       bool
-	nflogGroups  []uint16 // NFLOG groups to listen to (--nflog, -i nflog:N)
+	nflogGroups  []uint16    // NFLOG groups to listen to (--nflog, -i nflog:N)
+	explain      *explainRun // `hooktrace explain`: only the matching journeys are printed
 }
 
 // usageError is a mistake on the command line, or a request that cannot
@@ -75,6 +76,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "cleanup" {
 		return report(cleanup(args[1:], stdout), stderr)
+	}
+	if len(args) > 0 && args[0] == "explain" {
+		return explain(ctx, args[1:], stdout, stderr)
 	}
 	opts, err := parseArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {

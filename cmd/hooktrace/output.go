@@ -37,6 +37,12 @@ func openOutput(o *options, stdout io.Writer) (*output, error) {
 	out.shared = &lockedWriter{w: out.out}
 	var newPrinter printerFactory
 	switch {
+	case o.explain != nil: // journeys only
+		if o.json {
+			out.paths = ui.NewNDJSON(out.shared)
+		} else {
+			out.paths = ui.NewText(out.shared, time.Local)
+		}
 	case o.json:
 		newPrinter = func(w io.Writer) ui.PacketPrinter { return ui.NewNDJSON(w) }
 		out.traces = ui.NewNDJSON(out.shared)
