@@ -39,11 +39,10 @@ var fpSeed = maphash.MakeSeed()
 // readIP reads an IPv4 or IPv6 packet from its header on. The
 // fingerprint covers: the IP version and transport protocol, the IPv4
 // identification, total length and fragment field (for IPv6 the payload
-// length and flow label), and a word of the transport header that
-// identifies the segment: the TCP sequence number and flags, the ICMP
-// type, code, and echo id and sequence, the UDP length (and, for IPv6,
-// which has no identification, the first payload bytes). Addresses,
-// ports, TTL and checksums are left out: NAT and routers change them.
+// length and flow label), and what identifies the segment: the TCP
+// sequence number and flags, the ICMP type, code, and echo id and
+// sequence, the UDP length and first 8 payload bytes. Addresses, ports,
+// TTL and checksums are left out: NAT and routers change them.
 func readIP(b []byte) (v ipView, ok bool) {
 	if len(b) < 1 {
 		return v, false
@@ -51,7 +50,6 @@ func readIP(b []byte) (v ipView, ok bool) {
 	var h maphash.Hash
 	h.SetSeed(fpSeed)
 	var l4 []byte
-	var ipv6 bool
 	switch b[0] >> 4 {
 	case 4:
 		if len(b) < 20 {
@@ -60,6 +58,9 @@ func readIP(b []byte) (v ipView, ok bool) {
 		ihl := int(b[0]&0x0f) * 4
 		if ihl < 20 || len(b) < ihl {
 			return v, false
+		}
+		if n := int(binary.BigEndian.Uint16(b[2:])); n >= ihl && n < len(b) {
+			b = b[:n] // without link-layer padding
 		}
 		v.proto = b[9]
 		src, _ := netip.AddrFromSlice(b[12:16])
@@ -75,7 +76,9 @@ func readIP(b []byte) (v ipView, ok bool) {
 		if len(b) < 40 {
 			return v, false
 		}
-		ipv6 = true
+		if n := 40 + int(binary.BigEndian.Uint16(b[4:])); n < len(b) {
+			b = b[:n] // without link-layer padding
+		}
 		src, _ := netip.AddrFromSlice(b[8:24])
 		dst, _ := netip.AddrFromSlice(b[24:40])
 		v.ep = Endpoints{Src: netip.AddrPortFrom(src, 0), Dst: netip.AddrPortFrom(dst, 0)}
@@ -108,6 +111,11 @@ func readIP(b []byte) (v ipView, ok bool) {
 		}
 		v.proto = next
 		h.Write([]byte{6, v.proto, b[4], b[5], b[1] & 0x0f, b[2], b[3]}) // payload length, flow label
+		if isLocalScope(src) || isLocalScope(dst) {
+			// No NAT rewrites these, and without an identification two
+			// hosts' neighbour discovery would look alike.
+			h.Write(b[8:40])
+		}
 		l4 = rest
 	default:
 		return v, false
@@ -132,9 +140,12 @@ func readIP(b []byte) (v ipView, ok bool) {
 			v.ep.Dst = netip.AddrPortFrom(v.ep.Dst.Addr(), binary.BigEndian.Uint16(l4[2:]))
 		}
 		if v.proto == 17 && len(l4) >= 6 {
-			h.Write(l4[4:6]) // UDP length
-			if ipv6 && len(l4) >= 12 {
-				h.Write(l4[8:12])
+			// The UDP length and the first payload bytes: an unconnected
+			// socket's datagrams with DF set all have IPv4 id 0, and IPv6
+			// has no id at all.
+			h.Write(l4[4:6])
+			if len(l4) > 8 {
+				h.Write(l4[8:min(len(l4), 16)])
 			}
 		}
 		if v.proto == 132 && len(l4) >= 8 {
@@ -266,4 +277,10 @@ func resetKey(ep Endpoints, ack uint32) uint64 {
 // endpoints (reversed back) and acknowledgement number.
 func resetKeyOf(rst ipView) uint64 {
 	return resetKey(Endpoints{Src: rst.ep.Dst, Dst: rst.ep.Src}, rst.tcpAck)
+}
+
+// isLocalScope says whether an address never crosses a router or NAT:
+// link-local or multicast.
+func isLocalScope(a netip.Addr) bool {
+	return a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsLinkLocalMulticast()
 }

@@ -49,6 +49,10 @@ type JourneyBuilder struct {
 	byFP    map[uint64]fpEntry
 	byTrace map[traceKey]*jstate
 	byReset map[uint64]*jstate
+	// early holds kernel drops that came before any other record of
+	// their packet (the drop probe is faster than the capture), by
+	// fingerprint, until the packet's journey starts or the window ends.
+	early   map[uint64][]obs
 	now     time.Time // the latest record time seen
 	scanned time.Time // when idle journeys were last looked for
 	closed  []*Journey
@@ -59,10 +63,14 @@ type JourneyBuilder struct {
 }
 
 // fpEntry finds a journey by a packet's fingerprint; outer says the
-// fingerprint is of the tunnel packet carrying it.
+// fingerprint is of the tunnel packet carrying it. An ambiguous entry
+// (two open journeys gave the same fingerprint: tunnel packets of the
+// same size between the same hosts, say) finds nothing.
 type fpEntry struct {
-	js    *jstate
-	outer bool
+	js        *jstate
+	outer     bool
+	ambiguous bool
+	at        time.Time
 }
 
 // jstate is an open journey.
@@ -106,7 +114,7 @@ func NewJourneyBuilder(opt JourneyOptions) *JourneyBuilder {
 	}
 	return &JourneyBuilder{
 		opt: opt, open: map[*jstate]struct{}{}, byFP: map[uint64]fpEntry{},
-		byTrace: map[traceKey]*jstate{}, byReset: map[uint64]*jstate{}, dec: NewDecoder(),
+		byTrace: map[traceKey]*jstate{}, byReset: map[uint64]*jstate{}, early: map[uint64][]obs{}, dec: NewDecoder(),
 	}
 }
 
@@ -134,6 +142,10 @@ func (b *JourneyBuilder) Flush() []*Journey {
 	sort.Slice(all, func(i, j int) bool { return all[i].id < all[j].id })
 	for _, js := range all {
 		b.close(js)
+	}
+	for fp, early := range b.early {
+		delete(b.early, fp)
+		b.stats.Unmatched += uint64(len(early))
 	}
 	return b.Closed()
 }
@@ -182,6 +194,12 @@ func (b *JourneyBuilder) Advance(t time.Time) {
 
 func (b *JourneyBuilder) closeIdle() {
 	b.scanned = b.now
+	for fp, early := range b.early {
+		if b.now.Sub(early[len(early)-1].step.Time) > b.opt.Window {
+			delete(b.early, fp)
+			b.stats.Unmatched += uint64(len(early))
+		}
+	}
 	var idle []*jstate
 	for js := range b.open {
 		if b.now.Sub(js.last) > b.opt.Window {
@@ -198,7 +216,7 @@ func (b *JourneyBuilder) closeIdle() {
 // within the window.
 func (b *JourneyBuilder) find(fp uint64, t time.Time) (fpEntry, bool) {
 	e, ok := b.byFP[fp]
-	if !ok {
+	if !ok || e.ambiguous {
 		return e, false
 	}
 	if d := t.Sub(e.js.last); d > b.opt.Window || d < -b.opt.Window {
@@ -230,11 +248,78 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer bool) {
 	if fp == 0 {
 		return
 	}
-	if e, ok := b.byFP[fp]; ok && e.js == js {
+	e, ok := b.byFP[fp]
+	switch {
+	case ok && e.js == js:
 		return
+	case ok && e.ambiguous:
+		if js.last.Sub(e.at) <= b.opt.Window {
+			return
+		}
+	case ok:
+		if _, open := b.open[e.js]; open && js.last.Sub(e.js.last) <= b.opt.Window {
+			if outer && e.js.onlyHeaders() {
+				// A journey that knew only this tunnel packet (trace events
+				// in the underlay, which show no inner packet) is this
+				// packet's: one journey.
+				b.merge(js, e.js)
+				return
+			}
+			// Two packets in the window with one fingerprint: it tells
+			// neither apart any more.
+			b.byFP[fp] = fpEntry{ambiguous: true, at: js.last}
+			return
+		}
 	}
 	b.byFP[fp] = fpEntry{js: js, outer: outer}
 	js.fps = append(js.fps, fp)
+	if early, ok := b.early[fp]; ok {
+		delete(b.early, fp)
+		for _, o := range early {
+			o.outer = outer
+			b.add(js, o)
+		}
+	}
+}
+
+// onlyHeaders says whether a journey knows its packet only from trace
+// events' header snapshots (no frame and no NFLOG copy showed more).
+func (js *jstate) onlyHeaders() bool {
+	for i := range js.obs {
+		if js.obs[i].step.Kind != StepRule && js.obs[i].step.Kind != StepPolicy {
+			return false
+		}
+	}
+	return true
+}
+
+// merge moves journey from into into, as observations of into's tunnel
+// packet, and points everything that found from at into.
+func (b *JourneyBuilder) merge(into, from *jstate) {
+	delete(b.open, from)
+	for _, o := range from.obs {
+		o.outer = true
+		b.add(into, o)
+	}
+	for _, fp := range from.fps {
+		if e, ok := b.byFP[fp]; ok && e.js == from {
+			b.byFP[fp] = fpEntry{js: into, outer: true}
+			into.fps = append(into.fps, fp)
+		}
+	}
+	for _, k := range from.traces {
+		if b.byTrace[k] == from {
+			b.byTrace[k] = into
+			into.traces = append(into.traces, k)
+		}
+	}
+	for _, k := range from.resets {
+		if b.byReset[k] == from {
+			b.byReset[k] = into
+			into.resets = append(into.resets, k)
+		}
+	}
+	into.incomplete = into.incomplete || from.incomplete
 }
 
 // add records an observation.
@@ -261,47 +346,18 @@ func (b *JourneyBuilder) AddPacket(p *Packet) {
 		b.addNFLOG(p)
 		return
 	}
-	var inner, outer ipView
-	var haveInner, haveOuter bool
-	var innerLayer *Layer
-	tunnel, vni := "", uint32(0)
-	for i := range p.Layers {
-		l := &p.Layers[i]
-		if l.Quoted {
-			break
-		}
-		if l.Tunnel != TunnelNone && l.Tunnel != TunnelICMP && tunnel == "" {
-			tunnel = l.Tunnel.String()
-		}
-		switch v := l.dl.(type) {
-		case *vxlanLayer:
-			vni = v.VNI
-		case *geneveLayer:
-			vni = v.VNI
-		}
-		if (l.Proto != ProtoIPv4 && l.Proto != ProtoIPv6) || l.Err != nil {
-			continue
-		}
-		off, _ := l.Span(f.Data)
-		v, ok := readIP(f.Data[off:])
-		if !ok {
-			continue
-		}
-		if !haveOuter {
-			outer, haveOuter = v, true
-		}
-		inner, haveInner, innerLayer = v, true, l
-	}
-	if !haveInner {
+	pv, ok := readPacket(p)
+	if !ok {
 		return
 	}
-	encap := innerLayer.Depth > 0
+	inner, outer := pv.inner, pv.outer
+	encap := pv.depth > 0
 	o := obs{
 		step: Step{Time: f.Time, Netns: f.Netns, Kind: StepCapture, Iface: f.Iface, Dir: f.Dir.String()},
 		ep:   inner.ep, hasEP: true, kt: true, proto: inner.proto,
 	}
 	if encap {
-		o.tunnel, o.vni, o.outerE = tunnel, vni, outer.ep
+		o.tunnel, o.vni, o.outerE = pv.tunnel, pv.vni, outer.ep
 	}
 	if inner.quoted != nil {
 		if b.linkError(inner, o) {
@@ -335,6 +391,55 @@ func (b *JourneyBuilder) AddPacket(p *Packet) {
 		js.frameKT = true
 	}
 	b.add(js, o)
+}
+
+// packetView is what a decoded frame shows of the IP packet it carries:
+// the innermost one (the journey's packet), the outermost (its tunnel
+// packet, when depth > 0) and the tunnel.
+type packetView struct {
+	inner, outer ipView
+	depth        int
+	tunnel       string
+	vni          uint32
+}
+
+// readPacket finds the IP packets of a decoded frame (after an NFLOG
+// header, if any). ok is false when it carries none, or when a tunnel
+// packet carries no IP packet (ARP inside VXLAN): no journey for those.
+func readPacket(p *Packet) (pv packetView, ok bool) {
+	f := p.Frame
+	var haveInner, haveOuter bool
+	for i := range p.Layers {
+		l := &p.Layers[i]
+		if l.Quoted {
+			break
+		}
+		if l.Tunnel != TunnelNone && l.Tunnel != TunnelICMP && pv.tunnel == "" {
+			pv.tunnel = l.Tunnel.String()
+		}
+		switch v := l.dl.(type) {
+		case *vxlanLayer:
+			pv.vni = v.VNI
+		case *geneveLayer:
+			pv.vni = v.VNI
+		}
+		if (l.Proto != ProtoIPv4 && l.Proto != ProtoIPv6) || l.Err != nil {
+			continue
+		}
+		off, _ := l.Span(f.Data)
+		v, ok := readIP(f.Data[off:])
+		if !ok {
+			continue
+		}
+		if !haveOuter {
+			pv.outer, haveOuter = v, true
+		}
+		pv.inner, haveInner, pv.depth = v, true, l.Depth
+	}
+	if !haveInner || pv.tunnel != "" && pv.depth == 0 {
+		return pv, false
+	}
+	return pv, true
 }
 
 // journeyFor returns the open journey of a packet, nil when none.
@@ -411,25 +516,21 @@ func (js *jstate) hasError(netns string) bool {
 // entering or leaving a hook) or one of the user's log rules.
 func (b *JourneyBuilder) addNFLOG(p *Packet) {
 	var n *NFLOG
-	var ipl *Layer
 	for i := range p.Layers {
-		l := &p.Layers[i]
-		if v, ok := l.dl.(*NFLOG); ok && n == nil {
+		if v, ok := p.Layers[i].dl.(*NFLOG); ok {
 			n = v
-		}
-		if (l.Proto == ProtoIPv4 || l.Proto == ProtoIPv6) && l.Err == nil && ipl == nil && !l.Quoted {
-			ipl = l
+			break
 		}
 	}
-	if n == nil || ipl == nil || !n.HasHook {
+	if n == nil || !n.HasHook {
 		return
 	}
-	f := p.Frame
-	off, _ := ipl.Span(f.Data)
-	v, ok := readIP(f.Data[off:])
+	pv, ok := readPacket(p)
 	if !ok {
 		return
 	}
+	f := p.Frame
+	v := pv.inner
 	prefix := strings.TrimRight(string(n.Prefix), " \x00")
 	st := Step{Time: f.Time, Netns: f.Netns, Kind: StepNFLOG, Hook: n.HookName(), Family: nflog.FamilyName(n.Family), Prefix: prefix}
 	switch prefix {
@@ -456,18 +557,33 @@ func (b *JourneyBuilder) addNFLOG(p *Packet) {
 			return
 		}
 	}
+	encap := pv.depth > 0
 	e, found := b.find(v.fp, f.Time)
 	js := e.js
+	if !found && encap {
+		e, found = b.find(pv.outer.fp, f.Time)
+		js = e.js
+	}
 	if !found {
 		js = b.start(f.Time)
-		b.index(js, v.fp, false)
 	}
-	o.outer = found && e.outer
+	b.index(js, v.fp, false)
+	if encap {
+		o.tunnel, o.vni, o.outerE, o.outer = pv.tunnel, pv.vni, pv.outer.ep, true
+		b.index(js, pv.outer.fp, true)
+	}
 	b.indexReset(js, v)
 	if js.frame.Data == nil {
-		js.frame = capture.Frame{Time: f.Time, Netns: f.Netns, Iface: f.Iface, LinkType: capture.LinkTypeRaw,
-			Len: len(f.Data) - off, Data: bytes.Clone(f.Data[off:])}
-		js.frameKT = false // an NFLOG copy: a device capture is a better first sighting
+		// An NFLOG copy: a device capture makes a better first sighting.
+		for i := range p.Layers {
+			if l := &p.Layers[i]; (l.Proto == ProtoIPv4 || l.Proto == ProtoIPv6) && l.Err == nil {
+				off, _ := l.Span(f.Data)
+				js.frame = capture.Frame{Time: f.Time, Netns: f.Netns, Iface: f.Iface, LinkType: capture.LinkTypeRaw,
+					Len: len(f.Data) - off, Data: bytes.Clone(f.Data[off:])}
+				break
+			}
+		}
+		js.frameKT = false
 	}
 	b.add(js, o)
 }
@@ -576,13 +692,17 @@ func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 			b.stats.Unmatched++
 			return
 		}
+		o.ep, o.hasEP, o.proto = v.ep, true, v.proto
 		e, found := b.find(v.fp, d.Time)
 		if !found {
-			b.stats.Unmatched++
+			if len(b.early) < b.opt.MaxOpen {
+				b.early[v.fp] = append(b.early[v.fp], o)
+			} else {
+				b.stats.Unmatched++
+			}
 			return
 		}
 		js, o.outer = e.js, e.outer
-		o.ep, o.hasEP, o.proto = v.ep, true, v.proto
 	} else {
 		for c := range b.open {
 			if c.seen(d.Netns) && d.Time.Sub(c.last) < 100*time.Millisecond && d.Time.Sub(c.last) > -100*time.Millisecond &&
@@ -606,6 +726,13 @@ func (b *JourneyBuilder) close(js *jstate) {
 	for _, fp := range js.fps {
 		if e, ok := b.byFP[fp]; ok && e.js == js {
 			delete(b.byFP, fp)
+		}
+	}
+	if len(b.byFP) > 4*len(b.open)+1024 { // ambiguous entries expire
+		for fp, e := range b.byFP {
+			if e.ambiguous && b.now.Sub(e.at) > b.opt.Window {
+				delete(b.byFP, fp)
+			}
 		}
 	}
 	for _, k := range js.traces {

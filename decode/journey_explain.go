@@ -68,7 +68,10 @@ func decideOutcome(j *Journey, visits []*visit) {
 		}
 		j.Drop = explainDrop(o, p.v, reply, lastEndpoints(p.v, o))
 		j.Outcome = OutcomeDropped
-		if j.Drop.By == "rule" && isReject(o.step.Rule) {
+		// Rejected: a reject rule, or the kernel answering for what it
+		// dropped (a reset or port unreachable for no listener, net
+		// unreachable for no route).
+		if j.Drop.By == "rule" && isReject(o.step.Rule) || j.Drop.By == "kernel" && reply != nil {
 			j.Outcome = OutcomeRejected
 		}
 		return

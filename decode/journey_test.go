@@ -2,7 +2,9 @@ package decode
 
 import (
 	"encoding/binary"
+	"errors"
 	"flag"
+	"io"
 	"fmt"
 	"net/netip"
 	"os"
@@ -289,6 +291,10 @@ func TestJourneyVXLAN(t *testing.T) {
 	inner := ipv4("10.42.0.1", "10.42.0.2", 55, 17, udpDgram(5000, 7777, "hello"))
 	outer := vxlanFrame("192.0.2.1", "192.0.2.2", 900, 42, inner)
 	f := newFeed(JourneyOptions{})
+	// A trace event of the tunnel packet in b's underlay comes first: it
+	// shows only the outer headers, and starts a journey of its own
+	// until a capture shows both.
+	f.rule(4, "hostb", 0xd0, "underlayfw", "input", "input", 9, "udp dport 4789 accept", nflog.VerdictAccept, outer[14:])
 	f.capture(1, "hosta", "vx0", capture.DirOut, ether(inner))
 	f.capture(3, "hosta", "ua", capture.DirOut, outer)
 	f.capture(5, "hostb", "ub", capture.DirIn, outer)
@@ -319,14 +325,15 @@ func TestJourneyKernelDropAndICMP(t *testing.T) {
 	udp := ipv4("10.79.0.1", "10.79.0.2", 21, 17, udpDgram(39000, 4444, "ping"))
 	unreach := ipv4("10.79.0.2", "10.79.0.1", 0, 1, icmpError(3, 3, udp))
 	f := newFeed(JourneyOptions{})
+	// The drop probe reports before the capture does.
+	f.drop(4, "srv", "NO_SOCKET", udp)
 	f.capture(1, "srv", "s0", capture.DirIn, ether(udp))
 	f.hook(2, "srv", "input", true, udp)
 	f.hook(3, "srv", "input", false, udp)
-	f.drop(4, "srv", "NO_SOCKET", udp)
 	f.capture(6, "srv", "s0", capture.DirOut, ether(unreach))
 	js := f.b.Flush()
-	if len(js) != 1 || js[0].Outcome != OutcomeDropped || js[0].Drop.By != "kernel" || js[0].Drop.Reason != "NO_SOCKET" {
-		t.Fatalf("want one journey dropped by the kernel, got %s", renderAll(js))
+	if len(js) != 1 || js[0].Outcome != OutcomeRejected || js[0].Drop.By != "kernel" || js[0].Drop.Reason != "NO_SOCKET" {
+		t.Fatalf("want one journey rejected by the kernel, got %s", renderAll(js))
 	}
 	if !strings.Contains(js[0].Drop.Explanation, "nothing listens on 10.79.0.2:4444/udp") || !strings.Contains(js[0].Drop.Explanation, "port unreachable") {
 		t.Errorf("explanation: %q", js[0].Drop.Explanation)
@@ -405,4 +412,39 @@ func TestStripCounters(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestJourneyRecordedVXLAN replays frames and NFLOG messages recorded by
+// `hooktrace --trace -w` on the vxlan scenario (fixtures/scenario): IPv6
+// neighbour discovery and ARP inside VXLAN, and the scenario's datagram,
+// which one journey follows from host1's vx0 through the underlay into
+// host2, where its input hook is entered and never left.
+func TestJourneyRecordedVXLAN(t *testing.T) {
+	src, err := capture.Open(filepath.Join("testdata", "journeys", "vxlan-live.pcapng"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	f := newFeed(JourneyOptions{})
+	for {
+		fr, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.b.AddPacket(f.dec.Decode(fr))
+	}
+	js := f.b.Flush()
+	var udp *Journey
+	for _, j := range js {
+		if j.Proto == "udp" && j.Flow.Dst.Port() == 4450 {
+			udp = j
+		}
+	}
+	if udp == nil || udp.Outcome != OutcomeDropped || udp.Drop == nil || udp.Drop.Hook != "input" {
+		t.Fatalf("the datagram's journey: %s", renderAll(js))
+	}
+	checkGolden(t, "vxlan-live", js)
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/capture/filter"
 	"github.com/hooktrace/hooktrace/decode"
 )
@@ -21,13 +22,16 @@ const exitNothing = 3
 // explainRun is the state of `hooktrace explain`: which journeys count,
 // how many are wanted, and what they showed.
 type explainRun struct {
-	match  *filter.Set
-	want   int
-	stop   context.CancelFunc // ends the capture once enough were shown
-	mu     sync.Mutex
-	shown  []*decode.Journey
-	filter string
-	where  string // the namespaces, for the waiting line
+	match *filter.Set
+	want  int
+	stop  context.CancelFunc // ends the capture once enough were shown
+	mu    sync.Mutex
+	shown []*decode.Journey
+	// fallback is the first matching journey only trace events showed.
+	fallback *decode.Journey
+	dec      *decode.Decoder // used by the journeys' goroutine only
+	filter   string
+	where    string // the namespaces, for the waiting line
 }
 
 // ready says, once tracing and capture are in place, what explain waits
@@ -107,8 +111,18 @@ func (e *explainRun) take(j *decode.Journey, print func(*decode.Journey)) {
 	if len(j.Frame.Data) == 0 {
 		return
 	}
-	ok, err := e.match.Match(int(j.Frame.LinkType), j.Frame.Data, j.Frame.Len)
-	if err != nil || !ok {
+	if !e.matches(j) {
+		return
+	}
+	if !sighted(j) {
+		// Only trace events' header snapshots showed this packet: a
+		// tunnel packet whose inner packet they cannot show (ARP inside
+		// VXLAN, say). Explained only if nothing better comes.
+		e.mu.Lock()
+		if e.fallback == nil {
+			e.fallback = j
+		}
+		e.mu.Unlock()
 		return
 	}
 	e.mu.Lock()
@@ -122,6 +136,52 @@ func (e *explainRun) take(j *decode.Journey, print func(*decode.Journey)) {
 	print(j)
 	if done {
 		e.stop()
+	}
+}
+
+// matches says whether the expression selects the journey's packet: the
+// innermost packet (a journey is the inner packet's, and its tunnel
+// packet is a step of it), as a raw IP packet.
+func (e *explainRun) matches(j *decode.Journey) bool {
+	if e.dec == nil {
+		e.dec = decode.NewDecoder()
+	}
+	f := j.Frame
+	p := e.dec.Decode(f)
+	for i := len(p.Layers) - 1; i >= 0; i-- {
+		l := &p.Layers[i]
+		if l.Quoted || (l.Proto != decode.ProtoIPv4 && l.Proto != decode.ProtoIPv6) || l.Err != nil {
+			continue
+		}
+		off, _ := l.Span(f.Data)
+		ip := f.Data[off:]
+		ok, err := e.match.Match(int(capture.LinkTypeRaw), ip, len(ip))
+		return err == nil && ok
+	}
+	ok, err := e.match.Match(int(f.LinkType), f.Data, f.Len)
+	return err == nil && ok
+}
+
+// sighted says whether a device capture or an NFLOG copy showed the
+// journey's packet (not only trace events' header snapshots).
+func sighted(j *decode.Journey) bool {
+	for _, s := range j.Steps {
+		switch s.Kind {
+		case decode.StepCapture, decode.StepHook, decode.StepNFLOG:
+			return true
+		}
+	}
+	return false
+}
+
+// finish prints the fallback journey when no better one was shown; call
+// after the journeys closed.
+func (e *explainRun) finish(print func(*decode.Journey)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.shown) == 0 && e.fallback != nil {
+		e.shown = append(e.shown, e.fallback)
+		print(e.fallback)
 	}
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,9 +39,9 @@ type journeys struct {
 
 // journeyInput is one record for the builder.
 type journeyInput struct {
-	frame *capture.Frame
-	trace *decode.TraceEvent
-	drop  *nflog.KernelDrop
+	Frame *capture.Frame     `json:",omitempty"`
+	Trace *decode.TraceEvent `json:",omitempty"`
+	Drop  *nflog.KernelDrop  `json:",omitempty"`
 }
 
 func startJourneys(opt decode.JourneyOptions, emit func(*decode.Journey)) *journeys {
@@ -55,14 +57,17 @@ func (j *journeys) run() {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var shedSeen uint64
+	rec := startJourneyRecording()
+	defer rec.close()
 	take := func(in journeyInput) {
+		rec.record(in)
 		switch {
-		case in.frame != nil:
-			j.b.AddPacket(dec.Decode(*in.frame))
-		case in.trace != nil:
-			j.b.AddTrace(in.trace)
-		case in.drop != nil:
-			j.b.AddDrop(in.drop)
+		case in.Frame != nil:
+			j.b.AddPacket(dec.Decode(*in.Frame))
+		case in.Trace != nil:
+			j.b.AddTrace(in.Trace)
+		case in.Drop != nil:
+			j.b.AddDrop(in.Drop)
 		}
 	}
 	for {
@@ -108,18 +113,18 @@ func (j *journeys) send(in journeyInput) {
 // frame takes a captured frame (its bytes are copied).
 func (j *journeys) frame(f capture.Frame) {
 	f.Data = bytes.Clone(f.Data)
-	j.send(journeyInput{frame: &f})
+	j.send(journeyInput{Frame: &f})
 }
 
 // trace takes a trace event.
 func (j *journeys) trace(ev *decode.TraceEvent) {
 	c := *ev
-	j.send(journeyInput{trace: &c})
+	j.send(journeyInput{Trace: &c})
 }
 
 // drop takes a kernel drop.
 func (j *journeys) drop(d nflog.KernelDrop) {
-	j.send(journeyInput{drop: &d})
+	j.send(journeyInput{Drop: &d})
 }
 
 // close closes every open journey, emits them, and stops.
@@ -145,4 +150,37 @@ func (t traceTee) Trace(ev *decode.TraceEvent) error {
 		return nil
 	}
 	return t.print.Trace(ev)
+}
+
+// journeyRecording writes every record the builder takes, as JSON lines,
+// to the file HOOKTRACE_DEBUG_JOURNEY_INPUTS names: a debugging aid that
+// lets a test replay exactly what a live run saw.
+type journeyRecording struct {
+	f   *os.File
+	enc *json.Encoder
+}
+
+func startJourneyRecording() *journeyRecording {
+	path := os.Getenv("HOOKTRACE_DEBUG_JOURNEY_INPUTS")
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil
+	}
+	return &journeyRecording{f: f, enc: json.NewEncoder(f)}
+}
+
+func (r *journeyRecording) record(in journeyInput) {
+	if r == nil {
+		return
+	}
+	r.enc.Encode(in)
+}
+
+func (r *journeyRecording) close() {
+	if r != nil {
+		r.f.Close()
+	}
 }

@@ -84,7 +84,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		RingBytes:       o.ringBytes,
 		BlockTimeout:    o.blockTimeout,
 		Promisc:         o.promisc,
-		Filter:          o.filter,
+		Filter:          captureFilter(o),
 		Notify: func(msg string) {
 			notifyMu.Lock()
 			fmt.Fprintf(stderr, "hooktrace: %s\n", msg)
@@ -110,6 +110,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	defer stopFlush()
 	var tr *tracing
 	var paths *journeys
+	var drops *dropProbe
 	traces := ui.TracePrinter(out.traces)
 	if o.trace {
 		// Every packet, trace event and NFLOG message goes to the
@@ -127,6 +128,8 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		})
 		defer paths.close()
 		out.tap = paths
+		drops = startDropProbe(namespaces, paths, stderr)
+		defer drops.close()
 		traces = traceTee{print: out.traces, j: paths}
 		if tr, err = startTracing(namespaces, live, traces, stderr); err != nil {
 			out.close()
@@ -180,8 +183,16 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stderr, "hooktrace: %v\n", lerr)
 		}
 	}
+	if drops != nil {
+		if st := drops.close(); st.Lost > 0 {
+			fmt.Fprintf(stderr, "hooktrace: the kernel drop probe lost %d of %d drops (its ring buffer was full)\n", st.Lost, st.Lost+st.Received)
+		}
+	}
 	if paths != nil {
 		paths.close() // the journeys still open are printed
+		if o.explain != nil {
+			o.explain.finish(func(j *decode.Journey) { out.paths.Journey(j) })
+		}
 		if st, shed := paths.stats(); o.explain == nil {
 			fmt.Fprintf(stderr, "%d journeys (%d closed early to bound memory), %d records not joined to a journey, %d shed\n", st.Closed, st.Evicted, st.Unmatched, shed)
 		}
@@ -319,4 +330,18 @@ func routeLookup(refs []nflog.NetnsRef, warn func(error)) func(string, nflog.Rou
 		}
 		return d, true
 	}
+}
+
+// answersFilter selects the answers a refused packet gets: ICMP errors
+// and TCP resets.
+const answersFilter = "icmp[icmptype] == icmp-unreach or icmp[icmptype] == icmp-timxceed or icmp[icmptype] == icmp-paramprob or (icmp6 and ip6[40] < 128) or tcp[tcpflags] & tcp-rst != 0"
+
+// captureFilter is the kernel filter of the capture: the user's, and with
+// --trace also the ICMP errors and resets sent back for the traced
+// packets, which journeys link to them.
+func captureFilter(o *options) string {
+	if !o.trace || o.filter == "" {
+		return o.filter
+	}
+	return "(" + o.filter + ") or " + answersFilter
 }

@@ -103,7 +103,12 @@ func cleanup(args []string, stdout io.Writer) error {
 	}
 	restored, berr := restoreBackends(nss, hasAll(*spec), owner, stdout)
 	removed, err := nflog.Cleanup(refs)
-	err = oneLine(errors.Join(err, berr))
+	probes, perr := nflog.CleanupDropProbe() // tracefs instances of dead runs
+	for _, p := range probes {
+		fmt.Fprintf(stdout, "removed %s\n", p)
+	}
+	restored += len(probes)
+	err = oneLine(errors.Join(err, berr, perr))
 	for _, r := range removed {
 		name := r.Name
 		if name == "" {
