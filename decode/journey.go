@@ -73,9 +73,9 @@ type Step struct {
 	Verdict     string // rule, policy: accept, drop, jump, goto, return, continue, ...
 	JumpTarget  string
 
-	Before, After Endpoints // nat: the rewrite; encap/decap: inner and outer
-	Tunnel        string    // encap/decap: vxlan, geneve, gre, ipip, ...
-	VNI           uint32    // encap/decap: VXLAN or Geneve network identifier
+	Before, After *Endpoints // nat: the rewrite; encap/decap: inner and outer
+	Tunnel        string     // encap/decap: vxlan, geneve, gre, ipip, ...
+	VNI           uint32     // encap/decap: VXLAN or Geneve network identifier
 
 	Reason   string     // drop: the kernel's drop reason (NO_SOCKET, ...)
 	Location string     // drop: the kernel function that freed the packet

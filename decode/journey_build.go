@@ -89,19 +89,17 @@ type jstate struct {
 
 // obs is one observation of the packet, before ordering.
 type obs struct {
-	step   Step
-	ep     Endpoints
-	hasEP  bool
-	outer  bool // seen as (or in) the tunnel packet
-	tunnel string
-	vni    uint32
-	outerE Endpoints
-	rank   int   // place in a namespace's path (see rankOf)
-	prio   int64 // order within a hook
-	seq    int   // arrival order
-	kt     bool  // Time is the kernel's (frames, NFLOG), not hooktrace's receive time
-	mark   uint32
-	proto  uint8 // transport protocol of ep
+	step  Step
+	ep    Endpoints
+	hasEP bool
+	outer bool        // seen as (or in) the tunnel packet
+	tun   *tunnelView // a sighting that showed both the packet and its tunnel packet
+	rank  int         // place in a namespace's path (see rankOf)
+	prio  int64       // order within a hook
+	seq   int         // arrival order
+	kt    bool        // Time is the kernel's (frames, NFLOG), not hooktrace's receive time
+	mark  uint32
+	proto uint8 // transport protocol of ep
 }
 
 // NewJourneyBuilder returns an empty builder.
@@ -238,7 +236,7 @@ func (b *JourneyBuilder) start(t time.Time) *jstate {
 		b.close(oldest)
 	}
 	b.nextID++
-	js := &jstate{id: b.nextID, first: t, last: t}
+	js := &jstate{id: b.nextID, first: t, last: t, obs: make([]obs, 0, 8)}
 	b.open[js] = struct{}{}
 	return js
 }
@@ -357,7 +355,7 @@ func (b *JourneyBuilder) AddPacket(p *Packet) {
 		ep:   inner.ep, hasEP: true, kt: true, proto: inner.proto,
 	}
 	if encap {
-		o.tunnel, o.vni, o.outerE = pv.tunnel, pv.vni, outer.ep
+		o.tun = &tunnelView{name: pv.tunnel, vni: pv.vni, outer: outer.ep}
 	}
 	if inner.quoted != nil {
 		if b.linkError(inner, o) {
@@ -391,6 +389,13 @@ func (b *JourneyBuilder) AddPacket(p *Packet) {
 		js.frameKT = true
 	}
 	b.add(js, o)
+}
+
+// tunnelView is the tunnel packet a sighting showed around the packet.
+type tunnelView struct {
+	name  string // vxlan, geneve, ...
+	vni   uint32
+	outer Endpoints
 }
 
 // packetView is what a decoded frame shows of the IP packet it carries:
@@ -569,7 +574,7 @@ func (b *JourneyBuilder) addNFLOG(p *Packet) {
 	}
 	b.index(js, v.fp, false)
 	if encap {
-		o.tunnel, o.vni, o.outerE, o.outer = pv.tunnel, pv.vni, pv.outer.ep, true
+		o.tun, o.outer = &tunnelView{name: pv.tunnel, vni: pv.vni, outer: pv.outer.ep}, true
 		b.index(js, pv.outer.fp, true)
 	}
 	b.indexReset(js, v)
@@ -759,7 +764,13 @@ func (b *JourneyBuilder) close(js *jstate) {
 			}
 		}
 	}
-	if len(j.Frame.Data) > 0 {
+	for _, o := range js.obs {
+		if o.hasEP && !o.outer && o.proto != 0 {
+			j.Proto = protoName(o.proto)
+			break
+		}
+	}
+	if j.Proto == "" && len(j.Frame.Data) > 0 {
 		if v, ok := readIP(ipBytes(b.dec, j.Frame)); ok {
 			j.Proto = protoName(v.proto)
 			if !j.Flow.Src.IsValid() {

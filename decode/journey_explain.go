@@ -17,8 +17,7 @@ func decideOutcome(j *Journey, visits []*visit) {
 	var path []at
 	var reply *obs
 	for _, v := range visits {
-		for i := range v.obs {
-			o := &v.obs[i]
+		for _, o := range v.obs {
 			switch o.step.Kind {
 			case StepICMPError, StepReset:
 				if reply == nil {
@@ -172,8 +171,7 @@ func (v *visit) stuckHook() string {
 // before o (after any NAT), for the hint's match.
 func lastEndpoints(v *visit, upTo *obs) Endpoints {
 	var ep Endpoints
-	for i := range v.obs {
-		o := &v.obs[i]
+	for _, o := range v.obs {
 		if e, ok := o.epAt(v.outer); ok {
 			ep = e
 		}

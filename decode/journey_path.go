@@ -96,20 +96,24 @@ type visit struct {
 	netns string
 	outer bool
 	at    time.Time
-	obs   []obs
+	obs   []*obs // into the journey's observations
 }
 
 // orderObs groups observations into visits, ordered by the kernel's
 // times where there are some, and puts each visit in path order.
 func orderObs(all []obs) []*visit {
-	byKey := map[[2]any]*visit{}
-	var visits []*visit
-	for _, o := range all {
-		k := [2]any{o.step.Netns, o.outer}
-		v := byKey[k]
+	visits := make([]*visit, 0, 4)
+	for i := range all {
+		o := &all[i]
+		var v *visit
+		for _, c := range visits { // a journey crosses few namespaces
+			if c.netns == o.step.Netns && c.outer == o.outer {
+				v = c
+				break
+			}
+		}
 		if v == nil {
-			v = &visit{netns: o.step.Netns, outer: o.outer}
-			byKey[k] = v
+			v = &visit{netns: o.step.Netns, outer: o.outer, obs: make([]*obs, 0, len(all))}
 			visits = append(visits, v)
 		}
 		v.obs = append(v.obs, o)
@@ -129,7 +133,7 @@ func orderObs(all []obs) []*visit {
 			v.at = any
 		}
 		sort.SliceStable(v.obs, func(i, j int) bool {
-			a, b := &v.obs[i], &v.obs[j]
+			a, b := v.obs[i], v.obs[j]
 			if a.rank != b.rank {
 				return a.rank < b.rank
 			}
@@ -219,9 +223,9 @@ func addRoutes(visits []*visit, route func(string, nflog.RouteQuery) (nflog.Rout
 		if !arrived && len(v.obs) > 0 {
 			at = v.obs[0].step.Time
 		}
-		o := obs{step: Step{Time: at, Netns: v.netns, Kind: StepRoute, Route: &d}, rank: rank}
+		o := &obs{step: Step{Time: at, Netns: v.netns, Kind: StepRoute, Route: &d}, rank: rank}
 		i := sort.Search(len(v.obs), func(i int) bool { return v.obs[i].rank > rank })
-		v.obs = append(v.obs[:i], append([]obs{o}, v.obs[i:]...)...)
+		v.obs = append(v.obs[:i], append([]*obs{o}, v.obs[i:]...)...)
 	}
 }
 
@@ -231,9 +235,9 @@ func (o *obs) epAt(outer bool) (Endpoints, bool) {
 	switch {
 	case !o.hasEP:
 		return Endpoints{}, false
-	case o.tunnel != "": // a captured tunnel packet: both are known
+	case o.tun != nil: // a captured tunnel packet: both are known
 		if outer {
-			return o.outerE, true
+			return o.tun.outer, true
 		}
 		return o.ep, true
 	case o.outer == outer:
@@ -246,15 +250,19 @@ func (o *obs) epAt(outer bool) (Endpoints, bool) {
 // step where the packet's addresses or ports change, and encap and decap
 // steps where it goes into or out of a tunnel packet.
 func pathSteps(visits []*visit) []Step {
-	var steps []Step
+	n := 0
+	for _, v := range visits {
+		n += len(v.obs)
+	}
+	steps := make([]Step, 0, n+2)
 	var last [2]Endpoints // last endpoints seen, inner and outer
 	var have [2]bool
 	level := -1 // 0 inner, 1 outer; -1 before the first observation
 	tunnel, vni := "", uint32(0)
 	for _, v := range visits {
 		for _, o := range v.obs {
-			if o.tunnel != "" && tunnel == "" {
-				tunnel, vni = o.tunnel, o.vni
+			if o.tun != nil && tunnel == "" {
+				tunnel, vni = o.tun.name, o.tun.vni
 			}
 		}
 	}
@@ -262,8 +270,7 @@ func pathSteps(visits []*visit) []Step {
 		tunnel = "tunnel"
 	}
 	for _, v := range visits {
-		for i := range v.obs {
-			o := &v.obs[i]
+		for _, o := range v.obs {
 			if o.step.Kind == StepICMPError || o.step.Kind == StepReset || o.step.Kind == StepRoute {
 				steps = append(steps, o.step)
 				continue
@@ -277,10 +284,11 @@ func pathSteps(visits []*visit) []Step {
 				if cur == 0 {
 					st.Kind = StepDecap
 				}
-				st.Before, st.After = last[0], last[1]
+				before, after := last[0], last[1]
 				if ep, ok := o.epAt(true); ok {
-					st.After = ep
+					after = ep
 				}
+				st.Before, st.After = &before, &after
 				steps = append(steps, st)
 			}
 			level = cur
@@ -302,7 +310,7 @@ func pathSteps(visits []*visit) []Step {
 
 // natStep describes a rewrite seen between two observations.
 func natStep(o *obs, before, after Endpoints) Step {
-	st := Step{Time: o.step.Time, Netns: o.step.Netns, Kind: StepNAT, Hook: o.step.Hook, Before: before, After: after}
+	st := Step{Time: o.step.Time, Netns: o.step.Netns, Kind: StepNAT, Hook: o.step.Hook, Before: &before, After: &after}
 	switch {
 	case before.Dst != after.Dst && before.Src != after.Src:
 		st.Detail = "source and destination rewritten"

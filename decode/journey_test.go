@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -157,7 +158,7 @@ func render(j *Journey) string {
 		if s.Kind == StepHook {
 			fmt.Fprintf(&b, " first=%v", s.First)
 		}
-		if s.Before.Src.IsValid() {
+		if s.Before != nil && s.Before.Src.IsValid() {
 			fmt.Fprintf(&b, " %s>%s => %s>%s", s.Before.Src, s.Before.Dst, s.After.Src, s.After.Dst)
 		}
 		if s.VNI != 0 {
@@ -447,4 +448,104 @@ func TestJourneyRecordedVXLAN(t *testing.T) {
 		t.Fatalf("the datagram's journey: %s", renderAll(js))
 	}
 	checkGolden(t, "vxlan-live", js)
+}
+
+// TestJourneyProbableDrop: a drop the tracefs fallback reported (no
+// headers) joins the journey last seen in its namespace, as probable.
+func TestJourneyProbableDrop(t *testing.T) {
+	udp := ipv4("10.82.0.1", "10.82.0.2", 31, 17, udpDgram(39001, 4444, "x"))
+	f := newFeed(JourneyOptions{})
+	f.capture(1, "srv", "s0", capture.DirIn, ether(udp))
+	f.hook(2, "srv", "input", true, udp)
+	f.hook(3, "srv", "input", false, udp)
+	f.drop(50, "srv", "NO_SOCKET", nil)
+	f.drop(500_000, "srv", "NO_SOCKET", nil) // too late for any journey
+	js := f.b.Flush()
+	if len(js) != 1 || js[0].Drop == nil || !js[0].Drop.Probable || js[0].Drop.Reason != "NO_SOCKET" ||
+		!strings.Contains(js[0].Drop.Explanation, "Probable") {
+		t.Fatalf("want one journey with a probable kernel drop, got %s", renderAll(js))
+	}
+	if st := f.b.Stats(); st.Unmatched != 1 {
+		t.Errorf("stats %+v: want the late drop unmatched", st)
+	}
+}
+
+// mixedStream makes the records of n packets as a traced run sees them:
+// each arrives on a device, passes prerouting and input (hooktrace's
+// NFLOG messages entering and leaving each), is judged by two traced
+// rules (the first carrying its headers), and is answered.
+func mixedStream(n int) (frames []capture.Frame, traces []TraceEvent) {
+	for i := 0; i < n; i++ {
+		us := i * 10
+		syn := ipv4("10.83.0.1", "10.83.0.2", uint16(i), 6, tcpSeg(uint16(40000+i%1000), 443, uint32(i)*7919, 0, tcpSYN))
+		frames = append(frames, capture.Frame{Time: at(us), Netns: "srv", Iface: "s0", Dir: capture.DirIn, LinkType: capture.LinkTypeEthernet, Len: 14 + len(syn), Data: ether(syn)})
+		for k, h := range []string{"prerouting", "prerouting", "input", "input"} {
+			prefix := nflog.LogPrefixFirst
+			if k%2 == 1 {
+				prefix = nflog.LogPrefixLast
+			}
+			rec := nflogRecord(2, hookNums[h], prefix, 0, 0, 0, syn)
+			frames = append(frames, capture.Frame{Time: at(us + 1 + k), Netns: "srv", Iface: "nflog:18516", LinkType: capture.LinkTypeNFLOG, Len: len(rec), Data: rec})
+		}
+		ev := TraceEvent{Trace: nflog.Trace{Netns: "srv", Time: at(us + 6), ID: uint32(i), Family: 1, Table: "fw", Chain: "input",
+			Handle: 4, Type: nflog.TraceRule, Verdict: nflog.VerdictContinue, HasVerdict: true}, Hook: "input", Rule: "tcp dport 443 counter"}
+		setSnapshot(&ev, syn)
+		traces = append(traces, ev)
+		ev2 := ev
+		ev2.Network, ev2.Transport, ev2.Handle, ev2.Verdict, ev2.Rule = nil, nil, 5, nflog.VerdictAccept, "tcp dport 443 accept"
+		traces = append(traces, ev2)
+	}
+	return frames, traces
+}
+
+// BenchmarkJourneyAssembly feeds a recorded-like mixed stream (frames,
+// NFLOG messages, trace events; 7 records per packet) to one builder on
+// one goroutine, decoding the frames as a live run does, and reports
+// records per second.
+func BenchmarkJourneyAssembly(b *testing.B) {
+	frames, traces := mixedStream(20000)
+	dec := NewDecoder()
+	b.ReportAllocs()
+	records := 0
+	for b.Loop() {
+		jb := NewJourneyBuilder(JourneyOptions{})
+		ti := 0
+		for i, f := range frames {
+			jb.AddPacket(dec.Decode(f))
+			if i%5 == 4 { // after each packet's five frames, its two trace events
+				jb.AddTrace(&traces[ti])
+				jb.AddTrace(&traces[ti+1])
+				ti += 2
+			}
+		}
+		jb.Flush()
+		records += len(frames) + len(traces)
+	}
+	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkJourneyMemory reports the memory an open journey holds (its
+// 7 observations, index entries and first frame).
+func BenchmarkJourneyMemory(b *testing.B) {
+	frames, traces := mixedStream(10000)
+	dec := NewDecoder()
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		jb := NewJourneyBuilder(JourneyOptions{Window: time.Hour})
+		ti := 0
+		for i, f := range frames {
+			jb.AddPacket(dec.Decode(f))
+			if i%5 == 4 {
+				jb.AddTrace(&traces[ti])
+				jb.AddTrace(&traces[ti+1])
+				ti += 2
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(jb.Stats().Open), "bytes/journey")
+		runtime.KeepAlive(jb)
+	}
 }

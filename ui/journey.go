@@ -164,8 +164,8 @@ func (p *NDJSON) step(st *decode.Step) {
 	j.EndObject()
 }
 
-func writeEndpoints(j *jsonBuf, k string, e decode.Endpoints) {
-	if !e.Src.IsValid() {
+func writeEndpoints(j *jsonBuf, k string, e *decode.Endpoints) {
+	if e == nil || !e.Src.IsValid() {
 		return
 	}
 	j.key(k)
@@ -254,13 +254,16 @@ func stepText(st *decode.Step) string {
 	case decode.StepRoute:
 		return fmt.Sprintf("%-12s %s", "route", routeText(st.Route))
 	case decode.StepNAT:
+		if st.Before == nil || st.After == nil {
+			return "nat"
+		}
 		return fmt.Sprintf("%-12s %s > %s  =>  %s > %s  (%s)", "nat", endpoint(st.Before.Src), endpoint(st.Before.Dst), endpoint(st.After.Src), endpoint(st.After.Dst), st.Detail)
 	case decode.StepEncap, decode.StepDecap:
 		s := fmt.Sprintf("%-12s %s", st.Kind, strings.ToUpper(st.Tunnel))
 		if st.VNI != 0 {
 			s += fmt.Sprintf(" vni %d", st.VNI)
 		}
-		if st.After.Src.IsValid() {
+		if st.After != nil && st.After.Src.IsValid() {
 			s += fmt.Sprintf(", outer %s > %s", endpoint(st.After.Src), endpoint(st.After.Dst))
 		}
 		return s

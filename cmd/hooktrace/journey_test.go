@@ -307,3 +307,43 @@ func checkAgainstMonitors(t *testing.T, j journeyRecord, monitors map[string]*mo
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestExplainEndings: nothing matching before the timeout is exit 3 with
+// a line saying so; usage mistakes are exit 2; and nothing is left.
+func TestExplainEndings(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.New(t, "hxtex")
+	before := tracedState(t, ns)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"timeout", []string{"--netns", ns, "--timeout", "1s", "udp port 9"}, exitNothing, `no packet matching "udp port 9" was seen in 1s`},
+		{"no expression", []string{"--netns", ns}, exitUsage, "needs a filter expression"},
+		{"bad expression", []string{"--netns", ns, "udp port"}, exitUsage, "filter expression"},
+		{"bad count", []string{"--count", "0", "udp"}, exitUsage, "--count 0"},
+		{"no namespace", []string{"--netns", "hxt-gone", "udp"}, exitUsage, "does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.Command(hooktraceBin, append([]string{"explain"}, tc.args...)...).CombinedOutput()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			}
+			if code != tc.code || !strings.Contains(string(out), tc.want) {
+				t.Errorf("exit %d, want %d, saying %q: %s", code, tc.code, tc.want, out)
+			}
+			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if !strings.HasPrefix(l, "hooktrace: ") {
+					t.Errorf("stray output line %q", l)
+				}
+			}
+			if after := tracedState(t, ns); after != before {
+				t.Errorf("state changed:\n%s", after)
+			}
+		})
+	}
+}

@@ -35,6 +35,10 @@ type journeys struct {
 	wg   sync.WaitGroup
 	once sync.Once
 	stop chan struct{}
+	// losses, when set, returns each traced namespace's count of the
+	// kernel's ENOBUFS reports: a rise marks the journeys open then in
+	// that namespace incomplete.
+	losses func() map[string]uint64
 }
 
 // journeyInput is one record for the builder.
@@ -44,8 +48,8 @@ type journeyInput struct {
 	Drop  *nflog.KernelDrop  `json:",omitempty"`
 }
 
-func startJourneys(opt decode.JourneyOptions, emit func(*decode.Journey)) *journeys {
-	j := &journeys{in: make(chan journeyInput, journeyBacklog), emit: emit, b: decode.NewJourneyBuilder(opt), stop: make(chan struct{})}
+func startJourneys(opt decode.JourneyOptions, losses func() map[string]uint64, emit func(*decode.Journey)) *journeys {
+	j := &journeys{in: make(chan journeyInput, journeyBacklog), emit: emit, b: decode.NewJourneyBuilder(opt), stop: make(chan struct{}), losses: losses}
 	j.wg.Add(1)
 	go j.run()
 	return j
@@ -57,6 +61,7 @@ func (j *journeys) run() {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var shedSeen uint64
+	lossSeen := map[string]uint64{}
 	rec := startJourneyRecording()
 	defer rec.close()
 	take := func(in journeyInput) {
@@ -78,6 +83,14 @@ func (j *journeys) run() {
 			if s := j.shed.Load(); s != shedSeen {
 				shedSeen = s
 				j.b.MarkLoss("", time.Now())
+			}
+			if j.losses != nil {
+				for ns, n := range j.losses() {
+					if n != lossSeen[ns] {
+						lossSeen[ns] = n
+						j.b.MarkLoss(ns, time.Now())
+					}
+				}
 			}
 			j.b.Advance(time.Now().Add(-journeyLag))
 		case <-j.stop:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -109,6 +110,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	stopFlush := out.flushEvery(200 * time.Millisecond)
 	defer stopFlush()
 	var tr *tracing
+	var trRef atomic.Pointer[tracing] // for the journeys' goroutine
 	var paths *journeys
 	var drops *dropProbe
 	traces := ui.TracePrinter(out.traces)
@@ -118,7 +120,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		paths = startJourneys(decode.JourneyOptions{
 			IfName: func(netns string, index uint32) string { return live.InterfaceName(netns, int(index)) },
 			Route:  routeLookup(refs, warn),
-		}, func(j *decode.Journey) {
+		}, func() map[string]uint64 { return traceLosses(trRef.Load()) }, func(j *decode.Journey) {
 			switch {
 			case o.explain != nil:
 				o.explain.take(j, func(j *decode.Journey) { out.paths.Journey(j) })
@@ -135,6 +137,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			out.close()
 			return err
 		}
+		trRef.Store(tr)
 	}
 	var legacy *legacyTracing
 	if o.trace {
@@ -344,4 +347,17 @@ func captureFilter(o *options) string {
 		return o.filter
 	}
 	return "(" + o.filter + ") or " + answersFilter
+}
+
+// traceLosses returns each traced namespace's count of ENOBUFS reports
+// (nil before tracing started).
+func traceLosses(tr *tracing) map[string]uint64 {
+	if tr == nil {
+		return nil
+	}
+	m := map[string]uint64{}
+	for _, l := range tr.listeners {
+		m[l.Netns()] += l.Lost()
+	}
+	return m
 }
