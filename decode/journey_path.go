@@ -2,6 +2,7 @@ package decode
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hooktrace/hooktrace/nflog"
@@ -209,6 +210,19 @@ func addRoutes(visits []*visit, route func(string, nflog.RouteQuery) (nflog.Rout
 				at = o.step.Time
 			}
 		}
+		if arrived {
+			// The route is decided after prerouting's DNAT: the first
+			// view of the packet past routing (input or forward) has the
+			// addresses it was routed with, when prerouting's last chain
+			// did not show them.
+			for _, o := range v.obs {
+				if o.rank > rankRouteIn && o.rank < rankKernelDrop && o.hasEP {
+					q.Src, q.Dst = o.ep.Src.Addr(), o.ep.Dst.Addr()
+					q.SPort, q.DPort = o.ep.Src.Port(), o.ep.Dst.Port()
+					break
+				}
+			}
+		}
 		if !have || arrived && q.IIF == "" {
 			continue // the input device is needed for an arriving packet's route
 		}
@@ -298,7 +312,7 @@ func pathSteps(visits []*visit) []Step {
 					continue
 				}
 				if have[lv] && ep != last[lv] && lv == cur {
-					steps = append(steps, natStep(o, last[lv], ep))
+					steps = insertNAT(steps, natStep(o, last[lv], ep))
 				}
 				last[lv], have[lv] = ep, true
 			}
@@ -320,4 +334,36 @@ func natStep(o *obs, before, after Endpoints) Step {
 		st.Detail = "source rewritten (SNAT or masquerade)"
 	}
 	return st
+}
+
+// insertNAT places a NAT step right after the rule that rewrote the
+// packet (a dnat, snat, masquerade or redirect rule seen since the last
+// view of its addresses), or else where the change was first seen. The
+// route step, decided after DNAT, moves after it.
+func insertNAT(steps []Step, nat Step) []Step {
+	for i := len(steps) - 1; i >= 0; i-- {
+		st := &steps[i]
+		if st.Kind == StepCapture || st.Kind == StepHook || st.Kind == StepNAT || st.Netns != nat.Netns {
+			break
+		}
+		if st.Kind == StepRule && isNATRule(st.Rule) {
+			nat.Hook, nat.Time = st.Hook, st.Time
+			out := append(steps[:i+1:i+1], nat)
+			for _, later := range steps[i+1:] {
+				out = append(out, later)
+			}
+			return out
+		}
+	}
+	return append(steps, nat)
+}
+
+// isNATRule says whether a rule rewrites addresses (nft or iptables).
+func isNATRule(rule string) bool {
+	for _, w := range []string{"dnat", "snat", "masquerade", "redirect", "DNAT", "SNAT", "MASQUERADE", "REDIRECT"} {
+		if strings.Contains(rule, w) {
+			return true
+		}
+	}
+	return false
 }

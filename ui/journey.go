@@ -207,11 +207,35 @@ func (t *Text) journey(jr *decode.Journey) error {
 	for i := range jr.Steps {
 		nsw = max(nsw, len(jr.Steps[i].Netns))
 	}
+	hook := "" // the hook whose header line was printed last
 	for i := range jr.Steps {
 		st := &jr.Steps[i]
 		if st.Kind == decode.StepHook && !st.First {
 			continue
 		}
+		switch {
+		case st.Kind == decode.StepHook:
+			hook = st.Netns + st.Hook
+		case (st.Kind == decode.StepRule || st.Kind == decode.StepPolicy) && st.Hook != "" && st.Netns+st.Hook != hook:
+			// A verdict at a hook hooktrace's log did not show entering
+			// (its filter no longer matched after NAT): name the hook.
+			hook = st.Netns + st.Hook
+			hdr := decode.Step{Time: st.Time, Netns: st.Netns, Kind: decode.StepHook, Hook: st.Hook, First: true, Family: st.Family}
+			b = t.stepLine(b, &hdr, nsw)
+		case st.Kind == decode.StepCapture:
+			hook = ""
+		}
+		b = t.stepLine(b, st, nsw)
+	}
+	b = append(b, outcomeText(jr)...)
+	t.b = b
+	_, err := t.w.Write(b)
+	return err
+}
+
+// stepLine appends one line of a timeline.
+func (t *Text) stepLine(b []byte, st *decode.Step, nsw int) []byte {
+	{
 		b = append(b, "  "...)
 		b = st.Time.In(t.loc).AppendFormat(b, "15:04:05.000000")
 		ns := st.Netns
@@ -223,10 +247,7 @@ func (t *Text) journey(jr *decode.Journey) error {
 		b = append(append(b, "  "...), stepText(st)...)
 		b = append(b, '\n')
 	}
-	b = append(b, outcomeText(jr)...)
-	t.b = b
-	_, err := t.w.Write(b)
-	return err
+	return b
 }
 
 // stepText is one step of a timeline.
