@@ -200,6 +200,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stderr, "%d journeys (%d closed early to bound memory), %d records not joined to a journey, %d shed\n", st.Closed, st.Evicted, st.Unmatched, shed)
 		}
 	}
+	stopFlush() // what follows is written once, in order
 	stats := append(live.Stats(), logs.stats()...)
 	// Every packet is written before the statistics that close the file.
 	if ferr := out.finish(); ferr != nil && err == nil {

@@ -87,7 +87,7 @@ func (o *output) stats(stats []capture.InterfaceStats, traces []ui.TraceCounts) 
 	if !o.json {
 		return nil
 	}
-	if err := ui.NewNDJSON(o.out).Stats(stats, traces); err != nil {
+	if err := ui.NewNDJSON(o.shared).Stats(stats, traces); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
@@ -97,7 +97,10 @@ func (o *output) stats(stats []capture.InterfaceStats, traces []ui.TraceCounts) 
 // first error wins.
 func (o *output) close() error {
 	err := o.pipe.close()
-	if ferr := o.out.Flush(); ferr != nil && err == nil {
+	o.shared.mu.Lock() // a flusher may still be ticking
+	ferr := o.out.Flush()
+	o.shared.mu.Unlock()
+	if ferr != nil && err == nil {
 		err = fmt.Errorf("write output: %w", ferr)
 	}
 	if o.file != nil {
@@ -148,8 +151,11 @@ func (o *output) flushEvery(d time.Duration) (stop func()) {
 			}
 		}
 	}()
+	var once sync.Once
 	return func() {
-		close(done)
-		wg.Wait()
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
 	}
 }
