@@ -71,7 +71,13 @@ func appendTransportDetail(b []byte, l *Layer) []byte {
 		if v.short {
 			return b
 		}
-		return strconv.AppendInt(append(b, " len "...), int64(len(v.Payload)), 10)
+		// The length the header gives, as tcpdump prints it: a snap
+		// length or a trace event's header snapshot may keep less.
+		n := int64(len(v.Payload))
+		if v.Length >= 8 && int64(v.Length)-8 > n {
+			n = int64(v.Length) - 8
+		}
+		return strconv.AppendInt(append(b, " len "...), n, 10)
 	case *sctpLayer:
 		return strconv.AppendInt(append(b, " len "...), int64(len(v.Payload)), 10)
 	case *icmpv4Layer:
