@@ -88,8 +88,7 @@ func ListenLog(name, nsPath string, group uint16, bufBytes int) (*LogListener, e
 		return nil, traceErr("open netlink socket", name, err)
 	}
 	l := &LogListener{name: name, group: group, conn: conn}
-	tl := &TraceListener{name: name, conn: conn}
-	bufErr := tl.setReadBuffer(bufBytes)
+	bufErr := setReceiveBuffer(conn, name, bufBytes)
 	if bufErr != nil && !errors.As(bufErr, new(*TraceBufferError)) {
 		conn.Close()
 		return nil, bufErr

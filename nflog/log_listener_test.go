@@ -33,25 +33,7 @@ func newLogNamespace(t *testing.T) string {
 }
 
 // sendUDP sends n datagrams to 127.0.0.1:9999 from inside ns.
-func sendUDP(t *testing.T, ns string, n int) {
-	t.Helper()
-	nstest.In(t, ns, func() error {
-		// Unconnected, so that the port unreachable errors coming back
-		// do not fail the writes that follow.
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9999}
-		for i := 0; i < n; i++ {
-			if _, err := c.WriteTo([]byte("hooktrace"), to); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
+func sendUDP(t *testing.T, ns string, n int) { sendUDPTo(t, ns, 9999, n) }
 
 // logPrefix returns the NFULA_PREFIX of a message.
 func logPrefix(data []byte) string {

@@ -38,7 +38,7 @@ func ListenRulesetChanges(name, nsPath string, bufBytes int) (*ChangeListener, e
 		return nil, traceErr("open netlink socket for ruleset changes", name, err)
 	}
 	l := &ChangeListener{name: name, conn: conn}
-	if err := l.setReadBuffer(bufBytes); err != nil {
+	if err := setReceiveBuffer(conn, name, bufBytes); err != nil && !errors.As(err, new(*TraceBufferError)) {
 		conn.Close()
 		return nil, err
 	}
@@ -51,33 +51,6 @@ func ListenRulesetChanges(name, nsPath string, bufBytes int) (*ChangeListener, e
 		return nil, traceErr("open netlink socket for nf_tables requests", name, err)
 	}
 	return l, nil
-}
-
-// setReadBuffer sets SO_RCVBUFFORCE, or SO_RCVBUF when that is refused.
-func (l *ChangeListener) setReadBuffer(bufBytes int) error {
-	if bufBytes <= 0 {
-		return nil
-	}
-	rc, err := l.conn.SyscallConn()
-	if err != nil {
-		return traceErr("reach netlink socket", l.name, err)
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufBytes)
-	}); err != nil {
-		return traceErr("reach netlink socket", l.name, err)
-	}
-	if serr == nil || !errors.Is(serr, unix.EPERM) {
-		if serr != nil {
-			return traceErr(fmt.Sprintf("set ruleset change buffer to %d bytes", bufBytes), l.name, serr)
-		}
-		return nil
-	}
-	if err := l.conn.SetReadBuffer(bufBytes); err != nil {
-		return traceErr(fmt.Sprintf("set ruleset change buffer to %d bytes", bufBytes), l.name, err)
-	}
-	return nil
 }
 
 // Next blocks until a generation ends (NFT_MSG_NEWGEN) and returns its

@@ -51,7 +51,7 @@ func ListenTraces(name, nsPath string, bufBytes int) (*TraceListener, error) {
 		return nil, traceErr("open netlink socket", name, err)
 	}
 	l := &TraceListener{name: name, conn: conn}
-	bufErr := l.setReadBuffer(bufBytes)
+	bufErr := setReceiveBuffer(conn, name, bufBytes)
 	if bufErr != nil && !errors.As(bufErr, new(*TraceBufferError)) {
 		conn.Close()
 		return nil, bufErr
@@ -98,32 +98,36 @@ func (e *TraceBufferError) Error() string {
 // Unwrap returns why SO_RCVBUFFORCE was refused.
 func (e *TraceBufferError) Unwrap() error { return e.Err }
 
-// setReadBuffer sets SO_RCVBUFFORCE, or SO_RCVBUF when that is refused.
-func (l *TraceListener) setReadBuffer(bufBytes int) error {
+// setReceiveBuffer sets a netlink socket's receive buffer with
+// SO_RCVBUFFORCE, or SO_RCVBUF when that is refused (no CAP_NET_ADMIN
+// over the initial namespace): then it returns a *TraceBufferError with
+// the working socket, worth a notice. bufBytes <= 0 keeps the default.
+// name is the namespace, for errors.
+func setReceiveBuffer(conn *netlink.Conn, name string, bufBytes int) error {
 	if bufBytes <= 0 {
 		return nil
 	}
-	rc, err := l.conn.SyscallConn()
+	rc, err := conn.SyscallConn()
 	if err != nil {
-		return traceErr("reach netlink socket", l.name, err)
+		return traceErr("reach netlink socket", name, err)
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufBytes)
 	}); err != nil {
-		return traceErr("reach netlink socket", l.name, err)
+		return traceErr("reach netlink socket", name, err)
 	}
 	if serr == nil {
 		return nil
 	}
 	if !errors.Is(serr, unix.EPERM) {
-		return traceErr(fmt.Sprintf("set receive buffer to %d bytes", bufBytes), l.name, serr)
+		return traceErr(fmt.Sprintf("set receive buffer to %d bytes", bufBytes), name, serr)
 	}
-	if err := l.conn.SetReadBuffer(bufBytes); err != nil {
-		return traceErr(fmt.Sprintf("set receive buffer to %d bytes", bufBytes), l.name, err)
+	if err := conn.SetReadBuffer(bufBytes); err != nil {
+		return traceErr(fmt.Sprintf("set receive buffer to %d bytes", bufBytes), name, err)
 	}
-	got, _ := l.conn.ReadBuffer()
-	return &TraceBufferError{Netns: l.name, Want: bufBytes, Got: got, Err: os.NewSyscallError("setsockopt SO_RCVBUFFORCE", serr)}
+	got, _ := conn.ReadBuffer()
+	return &TraceBufferError{Netns: name, Want: bufBytes, Got: got, Err: os.NewSyscallError("setsockopt SO_RCVBUFFORCE", serr)}
 }
 
 // Next blocks for the next event and returns it with Netns and Time set.

@@ -145,13 +145,13 @@ func TestTraceScriptLogsEachHook(t *testing.T) {
 	}
 	defer rules.Remove()
 
-	sendUDPTo(t, name, 9999)
+	sendUDPTo(t, name, 9999, 1)
 	want := []string{"hooktrace first@output", "hooktrace last@output", "hooktrace first@postrouting", "hooktrace last@postrouting",
 		"hooktrace first@prerouting", "hooktrace last@prerouting", "hooktrace first@input", "hooktrace last@input"}
 	if got := logSteps(t, l, len(want)); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("passed packet logged as\n%q, want\n%q", got, want)
 	}
-	sendUDPTo(t, name, 9998)
+	sendUDPTo(t, name, 9998, 1)
 	want = want[:7] // dropped in input, between the two
 	if got := logSteps(t, l, len(want)); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("dropped packet logged as\n%q, want\n%q", got, want)
@@ -165,8 +165,10 @@ func TestTraceScriptLogsEachHook(t *testing.T) {
 	}
 }
 
-// sendUDPTo sends one datagram to 127.0.0.1:port from inside ns.
-func sendUDPTo(t *testing.T, ns string, port int) {
+// sendUDPTo sends n datagrams to 127.0.0.1:port from inside ns, from an
+// unconnected socket, so that the port unreachable errors coming back do
+// not fail the writes that follow.
+func sendUDPTo(t *testing.T, ns string, port, n int) {
 	t.Helper()
 	nstest.In(t, ns, func() error {
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -174,7 +176,12 @@ func sendUDPTo(t *testing.T, ns string, port int) {
 			return err
 		}
 		defer c.Close()
-		_, err = c.WriteTo([]byte("hooktrace"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-		return err
+		to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+		for i := 0; i < n; i++ {
+			if _, err := c.WriteTo([]byte("hooktrace"), to); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
