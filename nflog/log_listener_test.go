@@ -2,7 +2,6 @@ package nflog
 
 import (
 	"errors"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
