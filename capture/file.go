@@ -38,6 +38,7 @@ type File struct {
 	off     int64 // bytes consumed from the uncompressed stream
 	records recordReader
 	buf     []byte // holds records larger than the read-ahead
+	warn    func(error)
 }
 
 // recordReader is the format-specific part of a File.
@@ -116,6 +117,37 @@ func (f *File) init(in io.Reader) error {
 // yields every complete frame before the damage, then a *FormatError.
 func (f *File) Next() (Frame, error) {
 	return f.records.next(f)
+}
+
+// Record is one entry of a capture file, in file order: a frame, or
+// (Custom non-nil) one of hooktrace's custom records.
+type Record struct {
+	Frame  Frame
+	Custom *CustomRecord // valid until the next read
+}
+
+// NextRecord returns the next frame or hooktrace custom record, in file
+// order, or io.EOF after the last one. Custom blocks that are damaged,
+// another tool's, or of a newer hooktrace version are skipped, each with
+// a warning to the function OnWarning set. Like Next, a damaged file
+// yields every complete record before the damage, then a *FormatError.
+func (f *File) NextRecord() (Record, error) {
+	if p, ok := f.records.(*pcapngReader); ok {
+		fr, c, err := p.nextRecord(f, true)
+		return Record{Frame: fr, Custom: c}, err
+	}
+	fr, err := f.records.next(f)
+	return Record{Frame: fr}, err
+}
+
+// OnWarning sets the function told about what NextRecord skips (nil:
+// nothing is told). Each warning is one line naming the file and byte.
+func (f *File) OnWarning(fn func(error)) { f.warn = fn }
+
+func (f *File) warnf(off int64, format string, args ...any) {
+	if f.warn != nil {
+		f.warn(&FormatError{Path: f.path, Offset: off, Msg: fmt.Sprintf(format, args...)})
+	}
 }
 
 // LinkTypes lists the link types the file has declared so far: one for

@@ -53,6 +53,7 @@ type pcapngReader struct {
 	// byHooktrace is set for sections hooktrace wrote: their interface
 	// names are "NETNS/IFACE" (Linux names never contain '/').
 	byHooktrace bool
+	custom      CustomRecord // the last custom record returned
 }
 
 func newPcapngReader(f *File) (*pcapngReader, error) {
@@ -62,33 +63,41 @@ func newPcapngReader(f *File) (*pcapngReader, error) {
 func (p *pcapngReader) linkTypes() []LinkType { return p.types }
 
 func (p *pcapngReader) next(f *File) (Frame, error) {
+	fr, _, err := p.nextRecord(f, false)
+	return fr, err
+}
+
+// nextRecord returns the next frame, or with withCustom the next
+// hooktrace custom record (then the frame is empty). Custom blocks that
+// cannot be read are skipped, each with a warning through f.
+func (p *pcapngReader) nextRecord(f *File, withCustom bool) (Frame, *CustomRecord, error) {
 	for {
 		start := f.off
 		h, err := f.read(8, recordHeaderName)
 		if err != nil {
-			return Frame{}, err
+			return Frame{}, nil, err
 		}
 		btype := p.order.Uint32(h)
 		if btype == blockSectionHeader {
 			if err := p.readSection(f, start, h); err != nil {
-				return Frame{}, err
+				return Frame{}, nil, err
 			}
 			continue
 		}
 		blen := p.order.Uint32(h[4:])
 		if blen < 12 || blen%4 != 0 {
-			return Frame{}, &FormatError{Path: f.path, Offset: start, Msg: fmt.Sprintf("pcapng block of type 0x%x has invalid length %d", btype, blen)}
+			return Frame{}, nil, &FormatError{Path: f.path, Offset: start, Msg: fmt.Sprintf("pcapng block of type 0x%x has invalid length %d", btype, blen)}
 		}
 		if blen > maxRecordSize {
-			return Frame{}, &FormatError{Path: f.path, Offset: start, Msg: fmt.Sprintf("pcapng block of type 0x%x claims %d bytes", btype, blen)}
+			return Frame{}, nil, &FormatError{Path: f.path, Offset: start, Msg: fmt.Sprintf("pcapng block of type 0x%x claims %d bytes", btype, blen)}
 		}
 		rest, err := f.read(int(blen)-8, "pcapng block")
 		if err != nil {
-			return Frame{}, err
+			return Frame{}, nil, err
 		}
 		body := rest[:len(rest)-4]
 		if trailer := p.order.Uint32(rest[len(rest)-4:]); trailer != blen {
-			return Frame{}, &FormatError{Path: f.path, Offset: start, Msg: fmt.Sprintf("pcapng block length %d does not match its trailer %d", blen, trailer)}
+			return Frame{}, nil, &FormatError{Path: f.path, Offset: start, Msg: fmt.Sprintf("pcapng block length %d does not match its trailer %d", blen, trailer)}
 		}
 		var fr Frame
 		var ok bool
@@ -101,13 +110,22 @@ func (p *pcapngReader) next(f *File) (Frame, error) {
 			fr, ok, err = p.simplePacket(body)
 		case blockObsoletePacket:
 			fr, ok, err = p.obsoletePacket(body)
+		case blockCustomCopy, blockCustomNoCopy:
+			if !withCustom {
+				continue
+			}
+			if cerr := parseCustom(p.order, body, &p.custom); cerr != nil {
+				f.warnf(start, "%v; skipped", cerr)
+				continue
+			}
+			return Frame{}, &p.custom, nil
 		}
-		// Other blocks (statistics, name resolution, custom) are skipped here.
+		// Other blocks (statistics, name resolution) are skipped here.
 		if err != nil {
-			return Frame{}, &FormatError{Path: f.path, Offset: start, Msg: err.Error()}
+			return Frame{}, nil, &FormatError{Path: f.path, Offset: start, Msg: err.Error()}
 		}
 		if ok {
-			return fr, nil
+			return fr, nil, nil
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -27,7 +28,11 @@ const (
 // interface, link type), named "NETNS/IFACE" so Wireshark shows where each
 // packet was seen, nanosecond timestamps, the direction in each packet's
 // flags, and interface statistics at the end.
+//
+// Its methods may be called from several goroutines: each block is
+// written whole.
 type PcapngWriter struct {
+	mu     sync.Mutex
 	w      io.Writer
 	ifaces map[ifaceKey]uint32
 	buf    []byte
@@ -60,6 +65,8 @@ func NewPcapngWriter(w io.Writer, app string) (*PcapngWriter, error) {
 // WritePacket writes an enhanced packet block, first declaring the
 // frame's interface if it is new.
 func (p *PcapngWriter) WritePacket(f Frame) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	id, err := p.iface(f.Netns, f.Iface, f.Ifindex, f.LinkType)
 	if err != nil {
 		return err
@@ -127,6 +134,8 @@ func directionFlags(d Direction) uint32 {
 // received, dropped by the kernel (isb_ifdrop) and dropped by hooktrace
 // (isb_osdrop), as of at.
 func (p *PcapngWriter) WriteInterfaceStats(netns, iface string, lt LinkType, received, kernelDrops, hooktraceDrops uint64, at time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	id, err := p.iface(netns, iface, 0, lt)
 	if err != nil {
 		return err
