@@ -89,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch {
+	case opts.readFile != "" && wantTUI(opts, stdout):
+		err = replayTUI(ctx, opts, stdout.(*os.File))
 	case opts.readFile != "":
 		err = replay(ctx, opts, stdout, stderr)
 	case opts.dryRun:

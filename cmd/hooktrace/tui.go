@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+
+	tea "charm.land/bubbletea/v2"
+	"golang.org/x/term"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/ui/tui"
+)
+
+// wantTUI says whether the terminal UI opens: stdout is a terminal and
+// no other output (--print, --json, -w) was asked for.
+func wantTUI(o *options, stdout io.Writer) bool {
+	if o.print || o.json || o.writeFile != "" {
+		return false
+	}
+	f, ok := stdout.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// tuiQueue bounds the batches waiting for the UI (each up to 8192
+// frames).
+const tuiQueue = 16
+
+// replayTUI opens the terminal UI on a capture file: the file loads in
+// the background while the list is already usable, the filter expression
+// is the initial display filter.
+func replayTUI(ctx context.Context, o *options, stdout *os.File) error {
+	if err := tui.CheckFilter(o.filter); err != nil {
+		return &usageError{err: err}
+	}
+	src, progress, closeIn, err := openCounted(o.readFile)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan tui.Batch, tuiQueue)
+	var limited capture.Source = src
+	if o.count > 0 {
+		limited = &countedSource{Source: src, left: o.count}
+	}
+	go tui.Feed(ctx, limited, batches, tui.FeedOptions{Progress: progress})
+
+	progOpts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(stdout)}
+	if o.readFile == "-" {
+		// Standard input carries the capture: keys come from the terminal.
+		tty, err := os.Open("/dev/tty")
+		if err != nil {
+			return fmt.Errorf("open the terminal for keys: %w", err)
+		}
+		defer tty.Close()
+		progOpts = append(progOpts, tea.WithInput(tty))
+	}
+	m := tui.New(tui.Options{
+		Source:  o.readFile,
+		Batches: batches,
+		Color:   os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
+		Filter:  o.filter,
+	})
+	_, err = tea.NewProgram(m, progOpts...).Run()
+	if errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("terminal UI: %w", err)
+	}
+	return nil
+}
+
+// openCounted opens a capture and reports how many of its (possibly
+// compressed) bytes were read, for the progress bar.
+func openCounted(path string) (capture.Source, func() (int64, int64), func(), error) {
+	if path == "-" {
+		src, err := capture.NewReader(os.Stdin, "-")
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return src, nil, func() { src.Close() }, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open capture: %w", err)
+	}
+	var total int64
+	if st, err := f.Stat(); err == nil {
+		total = st.Size()
+	}
+	cr := &countingReader{r: f}
+	src, err := capture.NewReader(cr, path)
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	return src, func() (int64, int64) { return cr.n.Load(), total }, func() { src.Close(); f.Close() }, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// countedSource ends a source after a number of frames (-c).
+type countedSource struct {
+	capture.Source
+	left uint64
+}
+
+func (c *countedSource) Next() (capture.Frame, error) {
+	if c.left == 0 {
+		return capture.Frame{}, io.EOF
+	}
+	c.left--
+	return c.Source.Next()
+}

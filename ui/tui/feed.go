@@ -1,0 +1,295 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/decode"
+)
+
+// Batch is a group of frames, and of journeys that closed, that a source
+// hands the model. The model drains batches on a tick, never one message
+// per packet.
+type Batch struct {
+	// Frames are the next packets, numbered on from the previous batch;
+	// their Data belong to the batch.
+	Frames []capture.Frame
+	// VNIs holds, per frame, the VNI of its outermost VXLAN or Geneve
+	// header (0: none).
+	VNIs []uint32
+	// Journeys closed since the previous batch, with the packet numbers
+	// (0-based) that joined each.
+	Journeys []JourneyInfo
+	// Read and Total measure progress through a file in bytes; Total is 0
+	// when unknown.
+	Read, Total int64
+	// Shed counts frames the source dropped since the previous batch
+	// because the model lagged.
+	Shed uint64
+	// Done is set on the last batch; Err says why the source ended early.
+	Done bool
+	Err  error
+}
+
+// JourneyInfo is what the list needs of a closed journey.
+type JourneyInfo struct {
+	ID      uint64
+	Outcome decode.Outcome
+	Rows    []uint32 // 0-based packet numbers of the frames that joined it
+	// Attrs are the journey's filterable attributes: "netns=NS",
+	// "chain=CHAIN", "hook=HOOK".
+	Attrs []string
+	// Journey, when set, is kept and shown as it is. A source whose
+	// journeys hold more than its frames (trace events, kernel drops)
+	// sets it; otherwise the journey is rebuilt from its frames when
+	// shown.
+	Journey *decode.Journey
+}
+
+// FeedOptions configure Feed.
+type FeedOptions struct {
+	// Progress reports how far the source has read, in bytes, and the
+	// total (0: unknown). Nil: no progress.
+	Progress func() (read, total int64)
+	// MaxFrames and MaxDelay bound a batch (defaults 8192 and 50 ms).
+	MaxFrames int
+	MaxDelay  time.Duration
+	// Journeys configures the journey builder.
+	Journeys decode.JourneyOptions
+}
+
+// Feed reads src until it ends or ctx is done, decodes every frame once
+// to build journeys, and sends batches to out; it blocks while out is
+// full (a file can wait). The last batch has Done set. Feed does not
+// close src.
+func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOptions) {
+	if opt.MaxFrames <= 0 {
+		opt.MaxFrames = 8192
+	}
+	if opt.MaxDelay <= 0 {
+		opt.MaxDelay = 50 * time.Millisecond
+	}
+	jt := newJourneyTracker(opt.Journeys)
+	var b Batch
+	var buf []byte
+	start := time.Now()
+	send := func(done bool, err error) bool {
+		b.Journeys = append(b.Journeys, jt.closed()...)
+		if done {
+			b.Journeys = append(b.Journeys, jt.flush()...)
+		}
+		if opt.Progress != nil {
+			b.Read, b.Total = opt.Progress()
+		}
+		b.Done, b.Err = done, err
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return false
+		}
+		b, buf, start = Batch{}, nil, time.Now()
+		return true
+	}
+	for {
+		f, err := src.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				err = nil
+			}
+			send(true, err)
+			return
+		}
+		if buf == nil {
+			buf = make([]byte, 0, 1<<20)
+		}
+		if len(buf)+len(f.Data) > cap(buf) {
+			buf = make([]byte, 0, max(1<<20, len(f.Data)))
+		}
+		o := len(buf)
+		buf = append(buf, f.Data...)
+		f.Data = buf[o:len(buf):len(buf)]
+		vni := jt.add(f)
+		b.Frames = append(b.Frames, f)
+		b.VNIs = append(b.VNIs, vni)
+		if len(b.Frames) >= opt.MaxFrames || len(b.Frames)&255 == 0 && time.Since(start) > opt.MaxDelay {
+			if !send(false, nil) {
+				return
+			}
+		}
+	}
+}
+
+// captureKey finds the packet a journey's capture step came from.
+type captureKey struct {
+	t            int64
+	netns, iface string
+	dir          string
+}
+
+// nflogKey stands for the interface of NFLOG messages, whose journey
+// steps name the hook's devices instead.
+const nflogKey = "\x00nflog"
+
+// journeyTracker runs the journey builder over frames and maps the
+// journeys it closes back to packet numbers, by the time, namespace,
+// interface and direction of their capture steps.
+type journeyTracker struct {
+	b       *decode.JourneyBuilder
+	dec     *decode.Decoder
+	n       uint32
+	pending map[captureKey][]uint32
+	order   []pendingRow // pending rows in arrival order, for pruning
+	window  time.Duration
+}
+
+type pendingRow struct {
+	t   int64
+	key captureKey
+}
+
+func newJourneyTracker(opt decode.JourneyOptions) *journeyTracker {
+	w := opt.Window
+	if w <= 0 {
+		w = 2 * time.Second
+	}
+	return &journeyTracker{b: decode.NewJourneyBuilder(opt), dec: decode.NewDecoder(), pending: map[captureKey][]uint32{}, window: w}
+}
+
+// add feeds one frame and returns its outermost VNI.
+func (jt *journeyTracker) add(f capture.Frame) uint32 {
+	p := jt.dec.Decode(f)
+	jt.b.AddPacket(p)
+	k := captureKey{t: f.Time.UnixNano(), netns: f.Netns, iface: f.Iface, dir: f.Dir.String()}
+	if f.LinkType == capture.LinkTypeNFLOG {
+		k.iface, k.dir = nflogKey, ""
+	}
+	jt.pending[k] = append(jt.pending[k], jt.n)
+	jt.order = append(jt.order, pendingRow{t: k.t, key: k})
+	jt.n++
+	jt.prune(k.t)
+	return packetVNI(p)
+}
+
+// prune forgets rows far older than any open journey can be: a frame
+// that carried no IP packet never joins one.
+func (jt *journeyTracker) prune(now int64) {
+	limit := now - int64(8*jt.window)
+	i := 0
+	for ; i < len(jt.order) && jt.order[i].t < limit; i++ {
+		delete(jt.pending, jt.order[i].key)
+	}
+	if i > 0 && i > len(jt.order)/2 {
+		jt.order = append(jt.order[:0], jt.order[i:]...)
+	} else if i > 0 {
+		jt.order = jt.order[i:]
+	}
+}
+
+func (jt *journeyTracker) closed() []JourneyInfo { return jt.info(jt.b.Closed()) }
+func (jt *journeyTracker) flush() []JourneyInfo  { return jt.info(jt.b.Flush()) }
+
+func (jt *journeyTracker) info(js []*decode.Journey) []JourneyInfo {
+	out := make([]JourneyInfo, 0, len(js))
+	for _, j := range js {
+		ji := JourneyInfo{ID: j.ID, Outcome: j.Outcome, Attrs: journeyAttrs(j)}
+		for _, st := range j.Steps {
+			var k captureKey
+			switch st.Kind {
+			case decode.StepCapture:
+				k = captureKey{t: st.Time.UnixNano(), netns: st.Netns, iface: st.Iface, dir: st.Dir}
+			case decode.StepHook, decode.StepNFLOG:
+				k = captureKey{t: st.Time.UnixNano(), netns: st.Netns, iface: nflogKey}
+			default:
+				continue
+			}
+			rows := jt.pending[k]
+			if len(rows) == 0 {
+				continue
+			}
+			ji.Rows = append(ji.Rows, rows[0])
+			if len(rows) == 1 {
+				delete(jt.pending, k)
+			} else {
+				jt.pending[k] = rows[1:]
+			}
+		}
+		sort.Slice(ji.Rows, func(a, b int) bool { return ji.Rows[a] < ji.Rows[b] })
+		out = append(out, ji)
+	}
+	return out
+}
+
+// journeyAttrs lists what the display filter can ask of a journey.
+func journeyAttrs(j *decode.Journey) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, st := range j.Steps {
+		add("netns=" + st.Netns)
+		if st.Hook != "" {
+			add("hook=" + st.Hook)
+		}
+		if st.Chain != "" {
+			add("chain=" + st.Chain)
+		}
+		if st.VNI != 0 {
+			add("vni=" + uitoa(uint64(st.VNI)))
+		}
+	}
+	if d := j.Drop; d != nil && d.Reason != "" {
+		add("reason=" + d.Reason)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// packetVNI returns the VNI of the packet's outermost VXLAN or Geneve
+// header, 0 for none.
+func packetVNI(p *decode.Packet) uint32 {
+	for i := range p.Layers {
+		l := &p.Layers[i]
+		if l.Proto != decode.ProtoVXLAN && l.Proto != decode.ProtoGeneve {
+			continue
+		}
+		var v vniWriter
+		l.WriteFields(&v)
+		return v.vni
+	}
+	return 0
+}
+
+// vniWriter picks the "vni" field out of a layer.
+type vniWriter struct {
+	nopWriter
+	vni uint32
+}
+
+func (v *vniWriter) Uint(key string, val uint64) {
+	if key == "vni" {
+		v.vni = uint32(val)
+	}
+}
+
+// nopWriter ignores every field.
+type nopWriter struct{}
+
+func (nopWriter) Str(string, string)  {}
+func (nopWriter) Text(string, []byte) {}
+func (nopWriter) Uint(string, uint64) {}
+func (nopWriter) Hex(string, uint64)  {}
+func (nopWriter) Bool(string, bool)   {}
+func (nopWriter) IP(string, []byte)   {}
+func (nopWriter) MAC(string, []byte)  {}
+func (nopWriter) BeginList(string)    {}
+func (nopWriter) EndList()            {}
+func (nopWriter) BeginObject()        {}
+func (nopWriter) EndObject()          {}
