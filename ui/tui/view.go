@@ -73,11 +73,14 @@ func (m *Model) bottomLine() string {
 	w := m.width
 	if m.mode != inputNone {
 		label := map[inputMode]string{inputFilter: "filter: ", inputSearch: "search: ", inputGoto: "go to packet: ", inputSave: "save to: "}[m.mode]
-		line := label + m.input.View()
-		if m.inputErr != "" {
-			return line + "  " + m.theme.errText.Render(fit(m.inputErr, max(10, w-len(label)-len(m.input.Value())-4)))
+		if m.inputErr == "" {
+			m.input.SetWidth(max(10, w-len(label)-2))
+			return label + m.input.View()
 		}
-		return line
+		// The error follows the text, on the same line.
+		vw := len([]rune(m.input.Value())) + 1
+		m.input.SetWidth(vw)
+		return label + m.input.View() + "  " + m.theme.errText.Render(fit(m.inputErr, max(10, w-len(label)-vw-3)))
 	}
 	var parts []string
 	parts = append(parts, m.opt.Source)

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tmuxSession drives the real binary in a detached tmux session on a
+// private server, as a person at a 100x30 terminal would.
+type tmuxSession struct {
+	t      *testing.T
+	socket string
+}
+
+func (s *tmuxSession) tmux(args ...string) string {
+	s.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-L", s.socket}, args...)...).CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (s *tmuxSession) screen() string { return s.tmux("capture-pane", "-p", "-t", "ht") }
+
+func (s *tmuxSession) keys(keys ...string) {
+	s.tmux(append([]string{"send-keys", "-t", "ht"}, keys...)...)
+}
+
+// typeText sends text literally (no key names).
+func (s *tmuxSession) typeText(text string) {
+	s.tmux("send-keys", "-t", "ht", "-l", text)
+}
+
+// waitFor polls the screen until ok holds, for at most 10 s.
+func (s *tmuxSession) waitFor(what string, ok func(string) bool) string {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		scr := s.screen()
+		if ok(scr) {
+			return scr
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("waiting for %s; the screen is:\n%s", what, scr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *tmuxSession) waitText(text string) string {
+	s.t.Helper()
+	return s.waitFor(fmt.Sprintf("%q", text), func(scr string) bool { return strings.Contains(scr, text) })
+}
+
+// TestTUIEndToEnd opens fixtures/vxlan.pcap in the terminal UI, moves,
+// expands a layer, filters, opens help, saves and quits.
+func TestTUIEndToEnd(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux is not installed (.ci/run installs it)")
+	}
+	fixture, err := filepath.Abs("../../fixtures/vxlan.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := &tmuxSession{t: t, socket: fmt.Sprintf("hooktrace-test-%d", os.Getpid())}
+	t.Cleanup(func() { exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
+	script := fmt.Sprintf("%s -r %s; echo hooktrace-exit=$?; exec sleep 60", hooktraceBin, fixture)
+	s.tmux("-f", "/dev/null", "new-session", "-d", "-s", "ht", "-x", "100", "-y", "30", "-c", dir, "sh", "-c", script)
+
+	s.waitText("14 packets")
+	s.waitText("Frame: 124 bytes on the wire")
+	s.keys("j", "j")
+	s.waitText("Frame: 116 bytes on the wire") // packet 3 selected
+
+	// The layers pane: collapse the Ethernet layer.
+	s.keys("Tab", "Down", "Enter")
+	s.waitText("▸ ETH")
+
+	// A display filter; the status bar shows it.
+	s.keys("/")
+	s.waitText("filter:") // capture-pane trims the spaces after it
+	s.typeText("tcp[")
+	s.waitText("can't parse filter expression: syntax error")
+	s.keys("BSpace", "BSpace", "BSpace", "BSpace")
+	s.typeText("greater 120")
+	s.keys("Enter")
+	scr := s.waitText("filter: greater 120")
+	if !strings.Contains(scr, "Packets 5 of 14") {
+		t.Errorf("the filter should leave 5 of 14 packets:\n%s", scr)
+	}
+
+	// Help lists every key; any key closes it.
+	s.keys("?")
+	s.waitText("hooktrace keys")
+	s.keys("x")
+	s.waitText("Packets 5 of 14")
+
+	// Save what the filter shows.
+	s.keys("w")
+	s.waitText("save to: hooktrace-")
+	s.keys("Enter")
+	s.waitText("5 packets written to")
+	saved, _ := filepath.Glob(filepath.Join(dir, "hooktrace-*.pcapng"))
+	if len(saved) != 1 {
+		t.Fatalf("saved files: %v", saved)
+	}
+	out, err := exec.Command(hooktraceBin, "--print", "-r", saved[0]).Output()
+	if err != nil || strings.Count(string(out), "\n") != 5 {
+		t.Errorf("the saved file: %v\n%s", err, out)
+	}
+
+	// Quit: the terminal is given back as it was.
+	s.keys("q")
+	scr = s.waitText("hooktrace-exit=0")
+	if strings.Contains(scr, "Packets") || strings.Contains(scr, "Layers") {
+		t.Errorf("the UI is left on the terminal:\n%s", scr)
+	}
+}
