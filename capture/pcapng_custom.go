@@ -188,3 +188,16 @@ func parseCustom(order binary.ByteOrder, body []byte, rec *CustomRecord) error {
 	rec.Payload = d[customHeaderLen+uint64(nlen) : end]
 	return nil
 }
+
+// Flush flushes the writer underneath, when it buffers (has a Flush
+// method), between whole blocks: a file flushed on a tick stays readable
+// up to its last flushed block if the process is killed.
+func (p *PcapngWriter) Flush() error {
+	f, ok := p.w.(interface{ Flush() error })
+	if !ok {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return f.Flush()
+}

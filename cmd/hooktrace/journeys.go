@@ -39,6 +39,8 @@ type journeys struct {
 	// kernel's ENOBUFS reports: a rise marks the journeys open then in
 	// that namespace incomplete.
 	losses func() map[string]uint64
+	// rec, when set (--trace -w), records what the builder takes.
+	rec atomic.Pointer[recorder]
 }
 
 // journeyInput is one record for the builder.
@@ -66,6 +68,7 @@ func (j *journeys) run() {
 	defer rec.close()
 	take := func(in journeyInput) {
 		rec.record(in)
+		j.record(in)
 		switch {
 		case in.Frame != nil:
 			j.b.AddPacket(dec.Decode(*in.Frame))
@@ -82,17 +85,18 @@ func (j *journeys) run() {
 		case <-tick.C:
 			if s := j.shed.Load(); s != shedSeen {
 				shedSeen = s
-				j.b.MarkLoss("", time.Now())
+				j.markLoss(decode.LossNotice{Time: time.Now(), Cause: lossShed, Count: s})
 			}
 			if j.losses != nil {
 				for ns, n := range j.losses() {
 					if n != lossSeen[ns] {
 						lossSeen[ns] = n
-						j.b.MarkLoss(ns, time.Now())
+						j.markLoss(decode.LossNotice{Time: time.Now(), Netns: ns, Cause: lossENOBUFS, Count: n})
 					}
 				}
 			}
 			j.b.Advance(time.Now().Add(-journeyLag))
+			j.flushRecording()
 		case <-j.stop:
 			for {
 				select {
@@ -125,6 +129,9 @@ func (j *journeys) send(in journeyInput) {
 
 // frame takes a captured frame (its bytes are copied).
 func (j *journeys) frame(f capture.Frame) {
+	if r := j.rec.Load(); r != nil {
+		r.frame(&f)
+	}
 	f.Data = bytes.Clone(f.Data)
 	j.send(journeyInput{Frame: &f})
 }

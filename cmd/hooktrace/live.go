@@ -130,6 +130,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		})
 		defer paths.close()
 		out.tap = paths
+		recordIncident(paths, out.pcapng, refs, live.InterfaceName, warn) // with -w: trace events, drops, rulesets
 		drops = startDropProbe(namespaces, paths, stderr)
 		defer drops.close()
 		traces = traceTee{print: out.traces, j: paths}

@@ -104,7 +104,7 @@ func (o *output) close() error {
 		err = fmt.Errorf("write output: %w", ferr)
 	}
 	if o.file != nil {
-		if ferr := o.fileBuf.Flush(); ferr != nil && err == nil {
+		if ferr := o.pcapng.Flush(); ferr != nil && err == nil { // under the writer's lock: the journeys flush it on a tick
 			err = fmt.Errorf("write %s: %w", o.file.Name(), ferr)
 		}
 		if cerr := o.file.Close(); cerr != nil && err == nil {

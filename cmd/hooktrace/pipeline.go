@@ -27,6 +27,7 @@ type chunk struct {
 	frames []capture.Frame
 	nums   []uint64 // each frame's number in the input
 	arena  []byte   // the frames' bytes
+	texts  []chunkText
 	out    bytes.Buffer
 	err    error
 }
@@ -41,6 +42,13 @@ func (c *chunk) add(n uint64, f capture.Frame) {
 	f.Data = c.arena[start:len(c.arena):len(c.arena)]
 	c.frames = append(c.frames, f)
 	c.nums = append(c.nums, n)
+}
+
+// chunkText is text printed before frame at of a chunk (at len(frames):
+// after the last).
+type chunkText struct {
+	at   int
+	text []byte
 }
 
 // printerFactory makes one printer per worker, writing into w.
@@ -130,8 +138,34 @@ func (p *pipeline) add(n uint64, f capture.Frame) error {
 	return p.err()
 }
 
+// text queues text (copied) to be printed after the frames added so far
+// and before those added next, when the pipeline prints.
+func (p *pipeline) text(b []byte) error {
+	if p.direct {
+		if p.printer == nil {
+			return nil
+		}
+		if _, err := p.out.Write(b); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		return nil
+	}
+	if p.newPrinter == nil {
+		return nil
+	}
+	if p.ticked {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+	}
+	if p.cur == nil {
+		p.cur = <-p.free
+	}
+	p.cur.texts = append(p.cur.texts, chunkText{at: len(p.cur.frames), text: bytes.Clone(b)})
+	return p.err()
+}
+
 func (p *pipeline) flush() {
-	if p.cur == nil || len(p.cur.frames) == 0 {
+	if p.cur == nil || len(p.cur.frames)+len(p.cur.texts) == 0 {
 		return
 	}
 	p.cur.seq = p.seq
@@ -187,11 +221,19 @@ func (p *pipeline) worker() {
 	for c := range p.work {
 		if printer != nil {
 			cw.c = c
+			texts := c.texts
 			for i, f := range c.frames {
+				for len(texts) > 0 && texts[0].at == i {
+					c.out.Write(texts[0].text)
+					texts = texts[1:]
+				}
 				if err := printer.Packet(c.nums[i], dec.Decode(f)); err != nil {
 					c.err = err
 					break
 				}
+			}
+			for _, t := range texts {
+				c.out.Write(t.text)
 			}
 		}
 		p.done <- c
@@ -213,7 +255,7 @@ func (p *pipeline) writer() {
 			delete(pending, next)
 			next++
 			p.write(c)
-			c.frames, c.nums, c.arena, c.err = c.frames[:0], c.nums[:0], c.arena[:0], nil
+			c.frames, c.nums, c.arena, c.texts, c.err = c.frames[:0], c.nums[:0], c.arena[:0], c.texts[:0], nil
 			c.out.Reset()
 			p.free <- c
 		}

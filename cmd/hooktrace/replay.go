@@ -15,7 +15,8 @@ import (
 // matters for expressions that test lengths, which use the wire length.
 const filterSnaplen = 262144
 
-// replay prints every packet of a capture file that passes the filter.
+// replay prints every packet of a capture file that passes the filter,
+// and for a recorded incident its trace events and journeys.
 func replay(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	var match *filter.Set
 	if o.filter != "" {
@@ -41,7 +42,7 @@ func replay(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	err = writeFrames(ctx, src, match, out, o.count, stderr)
+	err = replayRecords(ctx, o, src, match, out, stderr)
 	if cerr := out.close(); err == nil {
 		err = cerr
 	}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	nstest "github.com/hooktrace/hooktrace/fixtures/netns"
+	"github.com/hooktrace/hooktrace/fixtures/scenario"
+)
+
+// recordScenario runs `hooktrace --trace --json -w FILE` on a built
+// scenario, sends its packet, and ends the run with sig. It returns the
+// live stdout.
+func recordScenario(t *testing.T, top *scenario.Topology, file string, sig syscall.Signal) string {
+	t.Helper()
+	ready := filepath.Join(t.TempDir(), "ready")
+	var stdout, stderr lockedBuffer
+	cmd := exec.Command(hooktraceBin, "--trace", "--json", "-w", file, "--ready-file", ready, "--netns", strings.Join(top.Trace, ","), top.Filter)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("hooktrace ended before it was ready: %v: %s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("hooktrace not ready after 20 s: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := top.Send(); err != nil {
+		t.Errorf("send: %v", err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the events arrive, and a flush tick passes
+	cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("hooktrace did not end: %s", stderr.String())
+	}
+	if sig == syscall.SIGKILL {
+		exec.Command(hooktraceBin, "cleanup", "--netns", strings.Join(top.Trace, ",")).Run()
+	}
+	return stdout.String()
+}
+
+// liveOnly removes what a replay cannot show: route steps, which ask the
+// live kernel (RTM_GETROUTE), and the journey's id, which numbers
+// journeys in the order their first record reached the builder (live,
+// trace events come before the frames, held back to be merged in time
+// order; on replay, records come in file order).
+func liveOnly(j map[string]any) {
+	delete(j, "id")
+	steps, _ := j["steps"].([]any)
+	kept := steps[:0]
+	for _, s := range steps {
+		if m, ok := s.(map[string]any); ok && m["kind"] == "route" {
+			continue
+		}
+		kept = append(kept, s)
+	}
+	j["steps"] = kept
+}
+
+// recordsOf returns the NDJSON records of a type, route steps removed.
+func recordsOf(t *testing.T, out, typ string) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("bad NDJSON line %q: %v", line, err)
+		}
+		if r["type"] == typ {
+			if typ == "journey" {
+				liveOnly(r)
+			}
+			recs = append(recs, r)
+		}
+	}
+	return recs
+}
+
+func sortJSON(recs []map[string]any) []map[string]any {
+	key := func(r map[string]any) string { b, _ := json.Marshal(r); return string(b) }
+	slices.SortFunc(recs, func(a, b map[string]any) int { return strings.Compare(key(a), key(b)) })
+	return recs
+}
+
+func replayFile(t *testing.T, file string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb strings.Builder
+	cmd := exec.Command(hooktraceBin, "-r", file, "--json")
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// TestRecordReplay records scenarios live and replays the files: the
+// journey records are the same but for route steps, the trace records
+// are the same, tshark opens the file without a warning and counts the
+// packets hooktrace counts.
+func TestRecordReplay(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, name := range []string{"rule-drop", "vxlan", "router-dnat-ok"} {
+		t.Run(name, func(t *testing.T) {
+			sc, ok := scenario.Get(name)
+			if !ok {
+				t.Fatalf("no scenario %s", name)
+			}
+			top := sc.Build(t)
+			file := filepath.Join(t.TempDir(), "incident.pcapng")
+			live := recordScenario(t, top, file, syscall.SIGINT)
+			out, errs, err := replayFile(t, file)
+			if err != nil || errs != "" {
+				t.Fatalf("replay: %v: %s", err, errs)
+			}
+			// Journeys print as they close, which follows arrival order too.
+			lj, rj := sortJSON(recordsOf(t, live, "journey")), sortJSON(recordsOf(t, out, "journey"))
+			if len(lj) == 0 {
+				t.Fatalf("no journey live:\n%s", live)
+			}
+			if !reflect.DeepEqual(lj, rj) {
+				for _, set := range [][]map[string]any{lj, rj} {
+					for _, j := range set {
+						p, _ := j["packet"].(map[string]any)
+						t.Logf("journey %v %v %v %v %v steps", j["id"], j["first"], j["outcome"], p["summary"], len(j["steps"].([]any)))
+					}
+					t.Log("--")
+				}
+				lb, _ := json.MarshalIndent(lj, "", " ")
+				rb, _ := json.MarshalIndent(rj, "", " ")
+				t.Errorf("journeys differ (- live, + replay):\n%s", diffLines(strings.Split(string(rb), "\n"), strings.Split(string(lb), "\n")))
+			}
+			if lt, rt := recordsOf(t, live, "trace"), recordsOf(t, out, "trace"); len(lt) == 0 || len(lt) != len(rt) {
+				t.Errorf("%d trace records live, %d on replay", len(lt), len(rt))
+			}
+			packets := len(recordsOf(t, out, "packet"))
+			if lp := len(recordsOf(t, live, "packet")); lp != packets {
+				t.Errorf("%d packets live, %d on replay", lp, packets)
+			}
+			lines := tsharkPackets(t, file)
+			if lines != packets {
+				t.Errorf("tshark counts %d packets, hooktrace %d", lines, packets)
+			}
+		})
+	}
+}
+
+// tsharkPackets counts the packets tshark reads (custom blocks are
+// records without an encapsulation), failing on any warning.
+func tsharkPackets(t *testing.T, file string) int {
+	t.Helper()
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Skip("tshark is not installed")
+	}
+	var out, errb strings.Builder
+	cmd := exec.Command("tshark", "-r", file, "-Y", "frame.encap_type", "-T", "fields", "-e", "frame.number")
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("tshark: %v: %s", err, errb.String())
+	}
+	for _, l := range strings.Split(errb.String(), "\n") {
+		if l != "" && !strings.Contains(l, "Running as user") {
+			t.Errorf("tshark warns: %s", l)
+		}
+	}
+	return len(strings.Fields(out.String()))
+}
+
+// TestRecordKilled kills a recording with SIGKILL: the file is read up to
+// its last complete block, with one line saying where it ends, and the
+// trace records flushed before the kill are there.
+func TestRecordKilled(t *testing.T) {
+	nstest.RequireRoot(t)
+	sc, ok := scenario.Get("rule-drop")
+	if !ok {
+		t.Fatal("no scenario rule-drop")
+	}
+	top := sc.Build(t)
+	file := filepath.Join(t.TempDir(), "killed.pcapng")
+	recordScenario(t, top, file, syscall.SIGKILL)
+	out, errs, err := replayFile(t, file)
+	if len(recordsOf(t, out, "trace")) == 0 || len(recordsOf(t, out, "packet")) == 0 {
+		t.Errorf("nothing read back from the killed recording: %v: %s\n%s", err, errs, out)
+	}
+	if err != nil && (strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, file+": byte ")) {
+		t.Errorf("exit %v with %q, want one line naming the file and byte", err, errs)
+	}
+	if strings.Contains(errs, "panic") {
+		t.Errorf("replay panics: %s", errs)
+	}
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/capture/filter"
+	"github.com/hooktrace/hooktrace/decode"
+	"github.com/hooktrace/hooktrace/ui"
+)
+
+// maxHeldJourneys bounds the journeys a replay holds back until the file
+// shows it is an incident (a hooktrace record or an NFLOG message); past
+// it, the file is taken for an ordinary capture and no journey is built.
+const maxHeldJourneys = 4096
+
+// maxReplayWarnings bounds the warnings about skipped records.
+const maxReplayWarnings = 20
+
+// replayJourneys rebuilds, on replay, the journeys a live `--trace` run
+// showed: frames, trace records and kernel drops go to a JourneyBuilder
+// in file order, and each journey is printed as it closes, between the
+// packets, as live. Without routing (Route is nil), journeys show what was
+// recorded. Journeys are printed only for files that are incidents: a
+// hooktrace recording, or a capture of NFLOG messages (tcpdump -i
+// nflog:N); until one of their records comes, closed journeys are held.
+type replayJourneys struct {
+	b       *decode.JourneyBuilder
+	dec     *decode.Decoder
+	names   map[ifaceRef]string
+	indexes map[ifaceName]uint32 // the other way round, for frames
+	traces  ui.TracePrinter
+	paths   ui.JourneyPrinter
+	buf     bytes.Buffer
+	pipe    *pipeline
+	held    []*decode.Journey
+	show    bool // the file is an incident: print journeys
+	off     bool // an ordinary capture: no journeys
+	records uint64
+}
+
+func newReplayJourneys(o *options, out *output) *replayJourneys {
+	r := &replayJourneys{dec: decode.NewDecoder(), names: map[ifaceRef]string{}, indexes: map[ifaceName]uint32{}, pipe: out.pipe}
+	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{IfName: r.ifname})
+	if o.json {
+		p := ui.NewNDJSON(&r.buf)
+		r.traces, r.paths = p, p
+	} else if o.print || o.writeFile == "" {
+		p := ui.NewText(&r.buf, time.Local)
+		r.traces, r.paths = p, p
+	}
+	return r
+}
+
+type ifaceName struct{ netns, name string }
+
+func (r *replayJourneys) ifname(netns string, index uint32) string {
+	return r.names[ifaceRef{netns, index}]
+}
+
+// fillIndex gives a frame the interface index recorded for its interface
+// (pcapng keeps only the name).
+func (r *replayJourneys) fillIndex(f *capture.Frame) {
+	if f.Ifindex == 0 && f.Iface != "" && len(r.indexes) > 0 {
+		f.Ifindex = int(r.indexes[ifaceName{f.Netns, f.Iface}])
+	}
+}
+
+// frame feeds a frame that passed the filter.
+func (r *replayJourneys) frame(f capture.Frame) error {
+	if f.LinkType == capture.LinkTypeNFLOG {
+		r.show = true
+	}
+	if r.off {
+		return nil
+	}
+	r.b.AddPacket(r.dec.Decode(f))
+	return r.emit(r.b.Closed())
+}
+
+// custom takes a hooktrace record; a record that cannot be decoded is
+// skipped with a warning.
+func (r *replayJourneys) custom(c *capture.CustomRecord, warn func(error)) error {
+	r.show = true
+	r.records++
+	var err error
+	switch c.Kind {
+	case capture.CustomTrace:
+		var ev decode.TraceEvent
+		if ev, err = decode.ParseTraceRecord(c.Payload); err == nil {
+			if err := r.print(func() error { return r.traces.Trace(&ev) }); err != nil {
+				return err
+			}
+			r.b.AddTrace(&ev)
+		}
+	case capture.CustomDrop:
+		var kd decode.KernelDrop
+		if kd, err = decode.ParseDropRecord(c.Payload); err == nil {
+			r.b.AddDrop(&kd)
+		}
+	case capture.CustomLoss:
+		var l decode.LossNotice
+		if l, err = decode.ParseLossRecord(c.Payload); err == nil {
+			r.b.MarkLoss(l.Netns, l.Time)
+		}
+	case capture.CustomInterface:
+		var n decode.InterfaceName
+		if n, err = decode.ParseInterfaceRecord(c.Payload); err == nil {
+			r.names[ifaceRef{n.Netns, n.Index}] = n.Name
+			r.indexes[ifaceName{n.Netns, n.Name}] = n.Index
+		}
+	case capture.CustomRuleset:
+		_, err = decode.ParseRulesetRecord(c.Payload) // kept for readers of the file; journeys carry their rules' texts
+	default:
+		err = fmt.Errorf("unknown record kind %d", c.Kind)
+	}
+	if err != nil {
+		warn(fmt.Errorf("hooktrace %s record skipped: %w", c.Kind, err))
+		return nil
+	}
+	return r.emit(r.b.Closed())
+}
+
+// print runs a printer into the buffer and queues its text in order with
+// the packets.
+func (r *replayJourneys) print(fn func() error) error {
+	if r.traces == nil {
+		return nil
+	}
+	r.buf.Reset()
+	if err := fn(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return r.pipe.text(r.buf.Bytes())
+}
+
+// emit prints closed journeys, or holds them while the file has not shown
+// it is an incident.
+func (r *replayJourneys) emit(js []*decode.Journey) error {
+	if !r.show {
+		r.held = append(r.held, js...)
+		if len(r.held) > maxHeldJourneys {
+			r.off, r.held = true, nil
+		}
+		return nil
+	}
+	if len(r.held) > 0 {
+		js, r.held = append(r.held, js...), nil
+	}
+	for _, j := range js {
+		if err := r.print(func() error { return r.paths.Journey(j) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish closes the journeys still open and prints them.
+func (r *replayJourneys) finish() error {
+	if r.off {
+		return nil
+	}
+	return r.emit(r.b.Flush())
+}
+
+// replayRecords prints the frames of src that pass match (nil: all), with
+// the trace records and the journeys, until the source ends, ctx ends or
+// limit packets were printed. A damaged file gives what was complete
+// before the damage, journeys included, then the error.
+func replayRecords(ctx context.Context, o *options, src *capture.File, match *filter.Set, out *output, stderr io.Writer) error {
+	warnings := 0
+	warn := func(err error) {
+		warnings++
+		switch {
+		case warnings <= maxReplayWarnings:
+			fmt.Fprintf(stderr, "hooktrace: warning: %v\n", err)
+		case warnings == maxReplayWarnings+1:
+			fmt.Fprintf(stderr, "hooktrace: warning: further warnings about %s are left out\n", src.Path())
+		}
+	}
+	src.OnWarning(warn)
+	j := newReplayJourneys(o, out)
+	err := readRecords(ctx, src, match, out, o.count, j, warn)
+	if ferr := j.finish(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+func readRecords(ctx context.Context, src *capture.File, match *filter.Set, out *output, limit uint64, j *replayJourneys, warn func(error)) error {
+	warned := map[capture.LinkType]bool{}
+	var n, printed uint64
+	for {
+		if n&1023 == 0 && ctx.Err() != nil {
+			return nil // interrupted: what was printed is flushed by the caller
+		}
+		rec, err := src.NextRecord()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Custom != nil {
+			if err := j.custom(rec.Custom, warn); err != nil {
+				return err
+			}
+			continue
+		}
+		f := rec.Frame
+		j.fillIndex(&f)
+		n++
+		if !decode.SupportsLinkType(f.LinkType) && !warned[f.LinkType] {
+			warned[f.LinkType] = true
+			warn(fmt.Errorf("packet %d: unknown link type %d; such packets are shown undecoded", n, f.LinkType))
+		}
+		if match != nil {
+			ok, err := match.Match(int(f.LinkType), f.Data, f.Len)
+			if err != nil && !warned[f.LinkType|1<<31] {
+				warned[f.LinkType|1<<31] = true
+				warn(fmt.Errorf("packet %d: %v; packets of link type %d are skipped", n, err, f.LinkType))
+			}
+			if !ok {
+				continue
+			}
+		}
+		if err := out.packet(n, f); err != nil {
+			return err
+		}
+		if err := j.frame(f); err != nil {
+			return err
+		}
+		printed++
+		if limit > 0 && printed >= limit {
+			return nil
+		}
+	}
+}
