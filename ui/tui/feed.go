@@ -58,7 +58,11 @@ type FeedOptions struct {
 	// MaxFrames and MaxDelay bound a batch (defaults 8192 and 50 ms).
 	MaxFrames int
 	MaxDelay  time.Duration
-	// Journeys configures the journey builder.
+	// Journeys configures the journey builder. MaxOpen defaults to 1024
+	// here, not the builder's 65536: the builder finds the journey to
+	// evict by a scan of the open ones, so a capture with more journeys
+	// open at once than MaxOpen (a million packets within the 2 s
+	// window) costs O(MaxOpen) per packet.
 	Journeys decode.JourneyOptions
 }
 
@@ -72,6 +76,9 @@ func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOpt
 	}
 	if opt.MaxDelay <= 0 {
 		opt.MaxDelay = 50 * time.Millisecond
+	}
+	if opt.Journeys.MaxOpen <= 0 {
+		opt.Journeys.MaxOpen = 1024
 	}
 	jt := newJourneyTracker(opt.Journeys)
 	var b Batch
