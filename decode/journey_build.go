@@ -49,6 +49,7 @@ type JourneyBuilder struct {
 	byFP    map[uint64]fpEntry
 	byTrace map[traceKey]*jstate
 	byReset map[uint64]*jstate
+	queue   []*jstate // open journeys (and some closed ones) in the order they started
 	// early holds kernel drops that came before any other record of
 	// their packet (the drop probe is faster than the capture), by
 	// fingerprint, until the packet's journey starts or the window ends.
@@ -226,18 +227,35 @@ func (b *JourneyBuilder) find(fp uint64, t time.Time) (fpEntry, bool) {
 // start opens a journey.
 func (b *JourneyBuilder) start(t time.Time) *jstate {
 	if len(b.open) >= b.opt.MaxOpen {
-		var oldest *jstate
-		for js := range b.open {
-			if oldest == nil || js.last.Before(oldest.last) || js.last.Equal(oldest.last) && js.id < oldest.id {
-				oldest = js
+		// The oldest journey still open goes first: the queue is in the
+		// order journeys started; closed ones are skipped as they come
+		// up, so finding it costs O(1) on average, not a scan.
+		for len(b.queue) > 0 {
+			oldest := b.queue[0]
+			b.queue[0] = nil
+			b.queue = b.queue[1:]
+			if _, open := b.open[oldest]; open {
+				b.stats.Evicted++
+				b.close(oldest)
+				break
 			}
 		}
-		b.stats.Evicted++
-		b.close(oldest)
 	}
 	b.nextID++
 	js := &jstate{id: b.nextID, first: t, last: t, obs: make([]obs, 0, 8)}
 	b.open[js] = struct{}{}
+	if len(b.queue) > 4*len(b.open)+64 {
+		// Drop the closed journeys the queue still names.
+		live := b.queue[:0]
+		for _, q := range b.queue {
+			if _, open := b.open[q]; open {
+				live = append(live, q)
+			}
+		}
+		clear(b.queue[len(live):])
+		b.queue = live
+	}
+	b.queue = append(b.queue, js)
 	return js
 }
 

@@ -549,3 +549,20 @@ func BenchmarkJourneyMemory(b *testing.B) {
 		runtime.KeepAlive(jb)
 	}
 }
+
+// BenchmarkJourneyEviction opens far more journeys than the bound: each
+// new packet evicts the oldest, which must not cost a scan of them all.
+func BenchmarkJourneyEviction(b *testing.B) {
+	frames, _ := mixedStream(50000)
+	dec := NewDecoder()
+	for b.Loop() {
+		jb := NewJourneyBuilder(JourneyOptions{MaxOpen: 4096, Window: time.Hour})
+		for i := 0; i < len(frames); i += 5 {
+			jb.AddPacket(dec.Decode(frames[i]))
+		}
+		if st := jb.Stats(); st.Evicted != 50000-4096 {
+			b.Fatalf("evicted %d, want %d", st.Evicted, 50000-4096)
+		}
+	}
+	b.ReportMetric(float64(b.N*50000)/b.Elapsed().Seconds(), "packets/s")
+}

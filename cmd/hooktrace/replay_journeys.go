@@ -80,7 +80,18 @@ func (r *replayJourneys) frame(f capture.Frame) error {
 		return nil
 	}
 	r.b.AddPacket(r.dec.Decode(f))
+	if !r.show && r.b.Stats().Open+len(r.held) > maxHeldJourneys {
+		r.giveUp() // an ordinary capture: keep replay as fast and small as ever
+		return nil
+	}
 	return r.emit(r.b.Closed())
+}
+
+// giveUp stops building journeys for an ordinary capture, and frees what
+// was held for them.
+func (r *replayJourneys) giveUp() {
+	r.off, r.held = true, nil
+	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{})
 }
 
 // custom takes a hooktrace record; a record that cannot be decoded is
@@ -145,7 +156,7 @@ func (r *replayJourneys) emit(js []*decode.Journey) error {
 	if !r.show {
 		r.held = append(r.held, js...)
 		if len(r.held) > maxHeldJourneys {
-			r.off, r.held = true, nil
+			r.giveUp()
 		}
 		return nil
 	}

@@ -91,10 +91,11 @@ func TestTUIEndToEnd(t *testing.T) {
 	s.keys("BSpace", "BSpace", "BSpace", "BSpace")
 	s.typeText("greater 120")
 	s.keys("Enter")
-	scr := s.waitText("filter: greater 120")
-	if !strings.Contains(scr, "Packets 5 of 14") {
-		t.Errorf("the filter should leave 5 of 14 packets:\n%s", scr)
-	}
+	// The typed text shows on the prompt before Enter is taken: wait for
+	// the list the filter leaves, with the filter in the status bar.
+	s.waitFor("the filter to leave 5 of 14 packets", func(scr string) bool {
+		return strings.Contains(scr, "Packets 5 of 14") && strings.Contains(scr, "filter: greater 120")
+	})
 
 	// Help lists every key; any key closes it.
 	s.keys("?")
@@ -118,7 +119,7 @@ func TestTUIEndToEnd(t *testing.T) {
 
 	// Quit: the terminal is given back as it was.
 	s.keys("q")
-	scr = s.waitText("hooktrace-exit=0")
+	scr := s.waitText("hooktrace-exit=0")
 	if strings.Contains(scr, "Packets") || strings.Contains(scr, "Layers") {
 		t.Errorf("the UI is left on the terminal:\n%s", scr)
 	}
