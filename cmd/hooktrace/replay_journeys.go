@@ -17,7 +17,7 @@ import (
 // maxHeldJourneys bounds the journeys a replay holds back until the file
 // shows it is an incident (a hooktrace record or an NFLOG message); past
 // it, the file is taken for an ordinary capture and no journey is built.
-const maxHeldJourneys = 4096
+const maxHeldJourneys = 256
 
 // maxReplayWarnings bounds the warnings about skipped records.
 const maxReplayWarnings = 20
