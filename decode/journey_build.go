@@ -366,41 +366,14 @@ func (b *JourneyBuilder) AddPacket(p *Packet) {
 	if !ok {
 		return
 	}
-	inner, outer := pv.inner, pv.outer
-	encap := pv.depth > 0
 	o := obs{
 		step: Step{Time: f.Time, Netns: f.Netns, Kind: StepCapture, Iface: f.Iface, Dir: f.Dir.String()},
-		ep:   inner.ep, hasEP: true, kt: true, proto: inner.proto,
+		ep:   pv.inner.ep, hasEP: true, kt: true, proto: pv.inner.proto,
 	}
-	if encap {
-		o.tun = &tunnelView{name: pv.tunnel, vni: pv.vni, outer: outer.ep}
+	js, o, ok := b.join(pv, o)
+	if !ok {
+		return
 	}
-	if inner.quoted != nil {
-		if b.linkError(inner, o) {
-			return
-		}
-	}
-	if inner.proto == 6 && inner.tcpFlags&tcpRST != 0 {
-		if js, ok := b.byReset[resetKeyOf(inner)]; ok {
-			b.linkReset(js, inner, o)
-			return
-		}
-	}
-	js := b.journeyFor(inner, f.Time)
-	if js == nil && encap {
-		if e, ok := b.find(outer.fp, f.Time); ok {
-			js = e.js
-		}
-	}
-	if js == nil {
-		js = b.start(f.Time)
-	}
-	b.index(js, inner.fp, false)
-	if encap {
-		b.index(js, outer.fp, true)
-		o.outer = true
-	}
-	b.indexReset(js, inner)
 	if js.frame.Data == nil || f.Time.Before(js.frame.Time) || !js.frameKT {
 		js.frame = f
 		js.frame.Data = bytes.Clone(f.Data)
@@ -465,12 +438,39 @@ func readPacket(p *Packet) (pv packetView, ok bool) {
 	return pv, true
 }
 
-// journeyFor returns the open journey of a packet, nil when none.
-func (b *JourneyBuilder) journeyFor(v ipView, t time.Time) *jstate {
-	if e, ok := b.find(v.fp, t); ok {
-		return e.js
+// join finds (or starts) the journey of a sighting of a packet, a
+// device capture or an NFLOG copy: by the packet's fingerprint, else by
+// its tunnel packet's; it indexes both, and returns the observation
+// marked as of the tunnel packet when there is one. ok is false when the
+// sighting was an ICMP error or a reset answering a known packet: it was
+// added to that packet's journey instead.
+func (b *JourneyBuilder) join(pv packetView, o obs) (*jstate, obs, bool) {
+	v, t := pv.inner, o.step.Time
+	if v.quoted != nil && b.linkError(v, o) {
+		return nil, o, false
 	}
-	return nil
+	if v.proto == 6 && v.tcpFlags&tcpRST != 0 {
+		if js, ok := b.byReset[resetKeyOf(v)]; ok {
+			b.linkReset(js, v, o)
+			return nil, o, false
+		}
+	}
+	encap := pv.depth > 0
+	e, found := b.find(v.fp, t)
+	if !found && encap {
+		e, found = b.find(pv.outer.fp, t)
+	}
+	js := e.js
+	if !found {
+		js = b.start(t)
+	}
+	b.index(js, v.fp, false)
+	if encap {
+		o.tun, o.outer = &tunnelView{name: pv.tunnel, vni: pv.vni, outer: pv.outer.ep}, true
+		b.index(js, pv.outer.fp, true)
+	}
+	b.indexReset(js, v)
+	return js, o, true
 }
 
 // indexReset lets the TCP reset that answers a segment find its journey.
@@ -571,31 +571,10 @@ func (b *JourneyBuilder) addNFLOG(p *Packet) {
 		}
 	}
 	o := obs{step: st, ep: v.ep, hasEP: true, kt: true, mark: n.Mark, proto: v.proto}
-	if v.quoted != nil && b.linkError(v, o) {
+	js, o, ok := b.join(pv, o)
+	if !ok {
 		return
 	}
-	if v.proto == 6 && v.tcpFlags&tcpRST != 0 {
-		if js, ok := b.byReset[resetKeyOf(v)]; ok {
-			b.linkReset(js, v, o)
-			return
-		}
-	}
-	encap := pv.depth > 0
-	e, found := b.find(v.fp, f.Time)
-	js := e.js
-	if !found && encap {
-		e, found = b.find(pv.outer.fp, f.Time)
-		js = e.js
-	}
-	if !found {
-		js = b.start(f.Time)
-	}
-	b.index(js, v.fp, false)
-	if encap {
-		o.tun, o.outer = &tunnelView{name: pv.tunnel, vni: pv.vni, outer: pv.outer.ep}, true
-		b.index(js, pv.outer.fp, true)
-	}
-	b.indexReset(js, v)
 	if js.frame.Data == nil {
 		// An NFLOG copy: a device capture makes a better first sighting.
 		for i := range p.Layers {
