@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,9 +43,9 @@ type journeys struct {
 
 // journeyInput is one record for the builder.
 type journeyInput struct {
-	Frame *capture.Frame     `json:",omitempty"`
-	Trace *decode.TraceEvent `json:",omitempty"`
-	Drop  *nflog.KernelDrop  `json:",omitempty"`
+	Frame *capture.Frame
+	Trace *decode.TraceEvent
+	Drop  *nflog.KernelDrop
 }
 
 func startJourneys(opt decode.JourneyOptions, losses func() map[string]uint64, emit func(*decode.Journey)) *journeys {
@@ -64,10 +62,7 @@ func (j *journeys) run() {
 	defer tick.Stop()
 	var shedSeen uint64
 	lossSeen := map[string]uint64{}
-	rec := startJourneyRecording()
-	defer rec.close()
 	take := func(in journeyInput) {
-		rec.record(in)
 		j.record(in)
 		switch {
 		case in.Frame != nil:
@@ -170,37 +165,4 @@ func (t traceTee) Trace(ev *decode.TraceEvent) error {
 		return nil
 	}
 	return t.print.Trace(ev)
-}
-
-// journeyRecording writes every record the builder takes, as JSON lines,
-// to the file HOOKTRACE_DEBUG_JOURNEY_INPUTS names: a debugging aid that
-// lets a test replay exactly what a live run saw.
-type journeyRecording struct {
-	f   *os.File
-	enc *json.Encoder
-}
-
-func startJourneyRecording() *journeyRecording {
-	path := os.Getenv("HOOKTRACE_DEBUG_JOURNEY_INPUTS")
-	if path == "" {
-		return nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil
-	}
-	return &journeyRecording{f: f, enc: json.NewEncoder(f)}
-}
-
-func (r *journeyRecording) record(in journeyInput) {
-	if r == nil {
-		return
-	}
-	r.enc.Encode(in)
-}
-
-func (r *journeyRecording) close() {
-	if r != nil {
-		r.f.Close()
-	}
 }
