@@ -56,8 +56,7 @@ func (p *NDJSON) Packet(n uint64, pkt *decode.Packet) error {
 func (p *NDJSON) packetMembers(pkt *decode.Packet) {
 	j := &p.j
 	f := &pkt.Frame
-	j.key("time")
-	j.b = append(p.clock.appendRFC3339(append(j.b, '"'), f.Time), '"')
+	p.time("time", f.Time)
 	j.Str("iface", f.Iface)
 	if f.Ifindex != 0 {
 		j.Uint("ifindex", uint64(f.Ifindex))
