@@ -36,6 +36,7 @@ type File struct {
 	gz      *gzip.Reader
 	r       *bufio.Reader
 	off     int64 // bytes consumed from the uncompressed stream
+	dataOff int64 // where the last frame's bytes start in that stream
 	records recordReader
 	buf     []byte // holds records larger than the read-ahead
 	warn    func(error)
@@ -155,6 +156,15 @@ func (f *File) warnf(off int64, format string, args ...any) {
 func (f *File) LinkTypes() []LinkType {
 	return f.records.linkTypes()
 }
+
+// FrameOffset is where the bytes of the frame Next or NextRecord
+// returned last start in the (uncompressed) stream. For a file that is
+// not Compressed, they can be read again from there with ReadAt.
+func (f *File) FrameOffset() int64 { return f.dataOff }
+
+// Compressed says whether the stream is gzip-compressed, so that its
+// offsets are not those of the file.
+func (f *File) Compressed() bool { return f.gz != nil }
 
 // Path is the name the file was opened with.
 func (f *File) Path() string { return f.path }

@@ -279,3 +279,45 @@ func TestOpenMissingFile(t *testing.T) {
 		t.Fatalf("want not-exist error, got %v", err)
 	}
 }
+
+// TestFrameOffset reads every frame of the shipped captures again at the
+// offset the reader gives for it.
+func TestFrameOffset(t *testing.T) {
+	paths, err := filepath.Glob("../fixtures/*.pcap*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := 0
+	for _, path := range paths {
+		f, err := Open(path)
+		if err != nil {
+			continue // the broken fixtures
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			fr, err := f.Next()
+			if err != nil {
+				break
+			}
+			frames++
+			if f.Compressed() {
+				continue
+			}
+			off := f.FrameOffset()
+			if off < 0 || off+int64(len(fr.Data)) > int64(len(raw)) || !bytes.Equal(raw[off:off+int64(len(fr.Data))], fr.Data) {
+				t.Errorf("%s: frame at offset %d: bytes there differ from the frame's", path, off)
+				break
+			}
+		}
+		if strings.HasSuffix(path, ".gz") != f.Compressed() {
+			t.Errorf("%s: Compressed() = %v", path, f.Compressed())
+		}
+		f.Close()
+	}
+	if frames < 100 {
+		t.Fatalf("only %d frames checked", frames)
+	}
+}

@@ -74,6 +74,7 @@ func (p *pcapReader) next(f *File) (Frame, error) {
 	if err != nil {
 		return Frame{}, err
 	}
+	f.dataOff = start + 16
 	if wirelen < caplen {
 		wirelen = caplen
 	}

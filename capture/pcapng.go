@@ -106,10 +106,13 @@ func (p *pcapngReader) nextRecord(f *File, withCustom bool) (Frame, *CustomRecor
 			err = p.readInterface(body)
 		case blockEnhancedPacket:
 			fr, ok, err = p.enhancedPacket(body)
+			f.dataOff = start + 8 + 20
 		case blockSimplePacket:
 			fr, ok, err = p.simplePacket(body)
+			f.dataOff = start + 8 + 4
 		case blockObsoletePacket:
 			fr, ok, err = p.obsoletePacket(body)
+			f.dataOff = start + 8 + 20
 		case blockCustomCopy, blockCustomNoCopy:
 			if !withCustom {
 				continue
