@@ -32,8 +32,7 @@ const maxReplayWarnings = 20
 type replayJourneys struct {
 	b       *decode.JourneyBuilder
 	dec     *decode.Decoder
-	names   map[ifaceRef]string
-	indexes map[ifaceName]uint32 // the other way round, for frames
+	rec     *decode.Recording // interface names, and the records decoded
 	traces  ui.TracePrinter
 	paths   ui.JourneyPrinter
 	buf     bytes.Buffer
@@ -45,8 +44,8 @@ type replayJourneys struct {
 }
 
 func newReplayJourneys(o *options, out *output) *replayJourneys {
-	r := &replayJourneys{dec: decode.NewDecoder(), names: map[ifaceRef]string{}, indexes: map[ifaceName]uint32{}, pipe: out.pipe}
-	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{IfName: r.ifname})
+	r := &replayJourneys{dec: decode.NewDecoder(), rec: decode.NewRecording(), pipe: out.pipe}
+	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{IfName: r.rec.IfName})
 	if o.json {
 		p := ui.NewNDJSON(&r.buf)
 		r.traces, r.paths = p, p
@@ -55,20 +54,6 @@ func newReplayJourneys(o *options, out *output) *replayJourneys {
 		r.traces, r.paths = p, p
 	}
 	return r
-}
-
-type ifaceName struct{ netns, name string }
-
-func (r *replayJourneys) ifname(netns string, index uint32) string {
-	return r.names[ifaceRef{netns, index}]
-}
-
-// fillIndex gives a frame the interface index recorded for its interface
-// (pcapng keeps only the name).
-func (r *replayJourneys) fillIndex(f *capture.Frame) {
-	if f.Ifindex == 0 && f.Iface != "" && len(r.indexes) > 0 {
-		f.Ifindex = int(r.indexes[ifaceName{f.Netns, f.Iface}])
-	}
 }
 
 // frame feeds a frame that passed the filter.
@@ -99,40 +84,21 @@ func (r *replayJourneys) giveUp() {
 func (r *replayJourneys) custom(c *capture.CustomRecord, warn func(error)) error {
 	r.show = true
 	r.records++
-	var err error
-	switch c.Kind {
-	case capture.CustomTrace:
-		var ev decode.TraceEvent
-		if ev, err = decode.ParseTraceRecord(c.Payload); err == nil {
-			if err := r.print(func() error { return r.traces.Trace(&ev) }); err != nil {
-				return err
-			}
-			r.b.AddTrace(&ev)
-		}
-	case capture.CustomDrop:
-		var kd decode.KernelDrop
-		if kd, err = decode.ParseDropRecord(c.Payload); err == nil {
-			r.b.AddDrop(&kd)
-		}
-	case capture.CustomLoss:
-		var l decode.LossNotice
-		if l, err = decode.ParseLossRecord(c.Payload); err == nil {
-			r.b.MarkLoss(l.Netns, l.Time)
-		}
-	case capture.CustomInterface:
-		var n decode.InterfaceName
-		if n, err = decode.ParseInterfaceRecord(c.Payload); err == nil {
-			r.names[ifaceRef{n.Netns, n.Index}] = n.Name
-			r.indexes[ifaceName{n.Netns, n.Name}] = n.Index
-		}
-	case capture.CustomRuleset:
-		_, err = decode.ParseRulesetRecord(c.Payload) // kept for readers of the file; journeys carry their rules' texts
-	default:
-		err = fmt.Errorf("unknown record kind %d", c.Kind)
-	}
+	got, err := r.rec.Take(c.Kind, c.Payload)
 	if err != nil {
-		warn(fmt.Errorf("hooktrace %s record skipped: %w", c.Kind, err))
+		warn(err)
 		return nil
+	}
+	switch {
+	case got.Trace != nil:
+		if err := r.print(func() error { return r.traces.Trace(got.Trace) }); err != nil {
+			return err
+		}
+		r.b.AddTrace(got.Trace)
+	case got.Drop != nil:
+		r.b.AddDrop(got.Drop)
+	case got.Loss != nil:
+		r.b.MarkLoss(got.Loss.Netns, got.Loss.Time)
 	}
 	return r.emit(r.b.Closed())
 }
@@ -224,7 +190,7 @@ func readRecords(ctx context.Context, src *capture.File, match *filter.Set, out 
 			continue
 		}
 		f := rec.Frame
-		j.fillIndex(&f)
+		j.rec.FillIndex(&f)
 		n++
 		if !decode.SupportsLinkType(f.LinkType) && !warned[f.LinkType] {
 			warned[f.LinkType] = true
