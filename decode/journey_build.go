@@ -242,7 +242,7 @@ func (b *JourneyBuilder) start(t time.Time) *jstate {
 		}
 	}
 	b.nextID++
-	js := &jstate{id: b.nextID, first: t, last: t, obs: make([]obs, 0, 8)}
+	js := &jstate{id: b.nextID, first: t, last: t, obs: make([]obs, 0, 1)}
 	b.open[js] = struct{}{}
 	if len(b.queue) > 4*len(b.open)+64 {
 		// Drop the closed journeys the queue still names.

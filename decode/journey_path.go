@@ -268,8 +268,8 @@ func pathSteps(visits []*visit) []Step {
 	for _, v := range visits {
 		n += len(v.obs)
 	}
-	steps := make([]Step, 0, n+2)
-	var last [2]Endpoints // last endpoints seen, inner and outer
+	steps := make([]Step, 0, n) // encap and decap steps, rare, grow it
+	var last [2]Endpoints       // last endpoints seen, inner and outer
 	var have [2]bool
 	level := -1 // 0 inner, 1 outer; -1 before the first observation
 	tunnel, vni := "", uint32(0)

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/hooktrace/hooktrace/decode"
@@ -34,7 +35,9 @@ func (m *Model) ensureDetail() *detail {
 			d.dec = decode.NewDecoder()
 		}
 		d.row = r
-		d.pkt = d.dec.Decode(m.st.frame(r))
+		f := m.st.frame(r)
+		f.Data = bytes.Clone(f.Data) // the store's bytes are valid until its next read
+		d.pkt = d.dec.Decode(f)
 		d.tree = buildTree(d.pkt)
 		d.cursor, d.ltop, d.hexTop, d.jtop = 0, 0, 0, 0
 	}

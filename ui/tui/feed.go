@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -19,11 +20,19 @@ type Batch struct {
 	// their Data belong to the batch.
 	Frames []capture.Frame
 	// VNIs holds, per frame, the VNI of its outermost VXLAN or Geneve
-	// header (0: none).
-	VNIs []uint32
+	// header (0: none). In a batch without Frames (the journeys of frames
+	// an indexer listed before), they are those of the frames numbered
+	// from First.
+	VNIs  []uint32
+	First int
 	// Journeys closed since the previous batch, with the packet numbers
 	// (0-based) that joined each.
 	Journeys []JourneyInfo
+	// Offsets, when set, say per frame where its captured bytes start in
+	// the capture file the model reads again (Options.File), and CapLens
+	// how many there are; the frames' Data are then nil.
+	Offsets []int64
+	CapLens []uint32
 	// Read and Total measure progress through a file in bytes; Total is 0
 	// when unknown.
 	Read, Total int64
@@ -55,6 +64,15 @@ type FeedOptions struct {
 	// Progress reports how far the source has read, in bytes, and the
 	// total (0: unknown). Nil: no progress.
 	Progress func() (read, total int64)
+	// Offset, if set, gives where the bytes of the frame the source
+	// returned last start in the capture file (capture.File.FrameOffset):
+	// batches then carry offsets instead of copies of the bytes.
+	Offset func() int64
+	// Index, if set, is a second reader of the same capture file, and
+	// Offset then its FrameOffset. A goroutine reads it ahead to list
+	// every frame (by its offset) while journeys are built from src on
+	// another core, so the list is whole long before the journeys are.
+	Index capture.Source
 	// MaxFrames and MaxDelay bound a batch (defaults 8192 and 50 ms).
 	MaxFrames int
 	MaxDelay  time.Duration
@@ -81,6 +99,11 @@ func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOpt
 		opt.Journeys.MaxOpen = 1024
 	}
 	jt := newJourneyTracker(opt.Journeys)
+	var ix *indexer
+	if opt.Index != nil {
+		ix = newIndexer()
+		go ix.run(ctx, opt.Index, out, opt)
+	}
 	var b Batch
 	var buf []byte
 	start := time.Now()
@@ -88,6 +111,15 @@ func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOpt
 		b.Journeys = append(b.Journeys, jt.closed()...)
 		if done {
 			b.Journeys = append(b.Journeys, jt.flush()...)
+		}
+		if ix != nil {
+			// Journeys name rows by number: the indexer's batches listing
+			// them go first.
+			if done {
+				ix.wait(-1)
+			} else {
+				ix.wait(int(jt.n))
+			}
 		}
 		if opt.Progress != nil {
 			b.Read, b.Total = opt.Progress()
@@ -98,7 +130,7 @@ func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOpt
 		case <-ctx.Done():
 			return false
 		}
-		b, buf, start = Batch{}, nil, time.Now()
+		b, buf, start = Batch{First: int(jt.n)}, nil, time.Now()
 		return true
 	}
 	for {
@@ -110,24 +142,106 @@ func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOpt
 			send(true, err)
 			return
 		}
-		if buf == nil {
-			buf = make([]byte, 0, 1<<20)
-		}
-		if len(buf)+len(f.Data) > cap(buf) {
-			buf = make([]byte, 0, max(1<<20, len(f.Data)))
-		}
-		o := len(buf)
-		buf = append(buf, f.Data...)
-		f.Data = buf[o:len(buf):len(buf)]
 		vni := jt.add(f)
-		b.Frames = append(b.Frames, f)
 		b.VNIs = append(b.VNIs, vni)
-		if len(b.Frames) >= opt.MaxFrames || len(b.Frames)&255 == 0 && time.Since(start) > opt.MaxDelay {
+		switch {
+		case ix != nil:
+			// The indexer lists the frame.
+		case opt.Offset != nil:
+			b.Offsets = append(b.Offsets, opt.Offset())
+			b.CapLens = append(b.CapLens, uint32(len(f.Data)))
+			f.Data = nil
+			b.Frames = append(b.Frames, f)
+		default:
+			if buf == nil {
+				buf = make([]byte, 0, 1<<20)
+			}
+			if len(buf)+len(f.Data) > cap(buf) {
+				buf = make([]byte, 0, max(1<<20, len(f.Data)))
+			}
+			o := len(buf)
+			buf = append(buf, f.Data...)
+			f.Data = buf[o:len(buf):len(buf)]
+			b.Frames = append(b.Frames, f)
+		}
+		if n := len(b.VNIs); n >= opt.MaxFrames || n&255 == 0 && time.Since(start) > opt.MaxDelay {
 			if !send(false, nil) {
 				return
 			}
 		}
 	}
+}
+
+// indexer lists the frames of a second reader of the capture file, by
+// offset, ahead of the journeys.
+type indexer struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	sent int // frames in batches sent
+	done bool
+}
+
+func newIndexer() *indexer {
+	ix := &indexer{}
+	ix.cond = sync.NewCond(&ix.mu)
+	return ix
+}
+
+// run reads src to its end (an error there is the journey reader's to
+// report: it reads the same file) and sends batches of frames.
+func (ix *indexer) run(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOptions) {
+	defer func() {
+		ix.mu.Lock()
+		ix.done = true
+		ix.cond.Broadcast()
+		ix.mu.Unlock()
+	}()
+	var b Batch
+	start := time.Now()
+	send := func() bool {
+		n := len(b.Frames)
+		if n == 0 {
+			return true
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return false
+		}
+		ix.mu.Lock()
+		ix.sent += n
+		ix.cond.Broadcast()
+		ix.mu.Unlock()
+		b, start = Batch{First: ix.sent}, time.Now()
+		return true
+	}
+	for {
+		f, err := src.Next()
+		if err != nil {
+			send()
+			return
+		}
+		b.Offsets = append(b.Offsets, opt.Offset())
+		b.CapLens = append(b.CapLens, uint32(len(f.Data)))
+		f.Data = nil
+		b.Frames = append(b.Frames, f)
+		b.VNIs = append(b.VNIs, 0)
+		if n := len(b.Frames); n >= opt.MaxFrames || n&255 == 0 && time.Since(start) > opt.MaxDelay {
+			if !send() {
+				return
+			}
+		}
+	}
+}
+
+// wait blocks until n frames were sent (n < 0: all of them) or the
+// indexer ended.
+func (ix *indexer) wait(n int) {
+	ix.mu.Lock()
+	for !ix.done && (n < 0 || ix.sent < n) {
+		ix.cond.Wait()
+	}
+	ix.mu.Unlock()
 }
 
 // captureKey finds the packet a journey's capture step came from.

@@ -261,7 +261,7 @@ func bpfMatcher(expr string) (func(*store, int) bool, error) {
 	}
 	return func(s *store, i int) bool {
 		r := &s.rows[i]
-		ok, _ := set.Match(int(r.lt), s.chunks[r.chunk][r.off:r.off+r.caplen], int(r.wirelen))
+		ok, _ := set.Match(int(r.lt), s.data(i), int(r.wirelen))
 		return ok
 	}, nil
 }

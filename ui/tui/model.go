@@ -6,6 +6,7 @@ package tui
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"charm.land/bubbles/v2/textinput"
@@ -37,6 +38,9 @@ type Options struct {
 	// Now gives the wall clock, for the names of saved files (default
 	// time.Now).
 	Now func() time.Time
+	// File, if set, is the capture file that batches with Offsets point
+	// into: packets are read again from it when shown, not kept in memory.
+	File io.ReaderAt
 	// Filter is the display filter to start with.
 	Filter string
 	// Live is set for live sources: the status bar shows their counters.
@@ -146,6 +150,9 @@ func New(opt Options) *Model {
 		width: 80, height: 24, started: opt.Now(),
 	}
 	m.detail.row = -1
+	if opt.File != nil {
+		m.st.file = newBlockCache(opt.File)
+	}
 	if opt.Filter != "" {
 		if f, err := compileFilter(opt.Filter); err != nil {
 			m.setMessage("filter %q: %v", opt.Filter, err)
@@ -206,6 +213,14 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // drain takes the batches waiting, within the budget.
 func (m *Model) drain() {
 	deadline := time.Now().Add(drainBudget)
+	if cur := m.selectedRow(); cur >= 0 && !m.follow && m.filt != nil && m.filt.journeys {
+		// Rows may leave or join the view before the selected one: it
+		// stays selected.
+		defer func() {
+			m.sel = m.nearest(cur)
+			m.clampList()
+		}()
+	}
 	for m.loading && time.Now().Before(deadline) {
 		select {
 		case b, ok := <-m.opt.Batches:
@@ -225,16 +240,36 @@ func (m *Model) drain() {
 // ingest adds a batch to the store.
 func (m *Model) ingest(b Batch) {
 	for i, f := range b.Frames {
-		m.st.add(f, b.VNIs[i])
+		if b.Offsets != nil {
+			m.st.addAt(f, b.Offsets[i], b.CapLens[i], b.VNIs[i])
+		} else {
+			m.st.add(f, b.VNIs[i])
+		}
+	}
+	changed := len(m.st.rows) // the first row whose journey fields changed
+	if len(b.Frames) == 0 && len(b.VNIs) > 0 {
+		// VNIs of rows an indexer listed before.
+		for i, v := range b.VNIs {
+			if r := b.First + i; r < len(m.st.rows) {
+				m.st.rows[r].vni = v
+			}
+		}
+		changed = min(changed, b.First)
 	}
 	for _, j := range b.Journeys {
 		m.st.addJourney(j)
+		if len(j.Rows) > 0 {
+			changed = min(changed, int(j.Rows[0]))
+		}
 	}
-	if len(b.Journeys) > 0 && m.filt != nil && m.filt.journeys {
-		m.checked = 0 // journey fields changed: test every row again
-		m.view = m.view[:0]
+	if m.filt != nil && m.filt.journeys && changed < m.checked {
+		// Test those rows again.
+		m.view = m.view[:m.nearestAfter(changed)]
+		m.checked = changed
 	}
-	m.read, m.total = b.Read, b.Total
+	if b.Read != 0 || b.Total != 0 || b.Done {
+		m.read, m.total = b.Read, b.Total
+	}
 	m.shed += b.Shed
 	if b.Done {
 		m.loading = false
@@ -304,6 +339,21 @@ func (m *Model) setFilter(f *displayFilter) {
 		m.sel = max(0, m.viewLen()-1)
 	}
 	m.clampList()
+}
+
+// nearestAfter returns the first view entry of row r or a later one
+// (the view's length when there is none).
+func (m *Model) nearestAfter(r int) int {
+	lo, hi := 0, len(m.view)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if int(m.view[mid]) < r {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 // nearest returns the view entry of row r, or of the last row before it.

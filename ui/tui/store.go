@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -10,13 +12,13 @@ import (
 // chunkSize is the size of the blocks frame bytes are kept in.
 const chunkSize = 4 << 20
 
-// row is what the list keeps of one packet: about 48 bytes and its
-// captured bytes in a chunk. Columns are decoded from the bytes only for
-// the rows on screen.
+// row is what the list keeps of one packet: about 48 bytes, and where
+// its captured bytes are: in the capture file (the store has a backing
+// file) or in a chunk of memory. Columns are decoded from the bytes only
+// for the rows on screen.
 type row struct {
 	t       int64 // capture time, Unix nanoseconds
-	chunk   uint32
-	off     uint32
+	pos     int64 // file offset of the bytes; without a file, chunk<<32 | offset in it
 	caplen  uint32
 	wirelen uint32
 	jid     uint32 // journey (index into store.journeys); 0: none yet
@@ -43,6 +45,8 @@ type journeySum struct {
 type store struct {
 	rows     []row
 	chunks   [][]byte
+	file     *blockCache // the capture file the rows point into; nil: chunks
+	readErr  error       // the first failure to read the file again
 	strs     []string
 	strIdx   map[string]uint16
 	journeys []journeySum // index 0 unused
@@ -84,8 +88,18 @@ func (s *store) add(f capture.Frame, vni uint32) {
 	}
 	off := len(s.chunks[c])
 	s.chunks[c] = append(s.chunks[c], f.Data...)
+	s.addRow(f, int64(c)<<32|int64(off), n, vni)
+}
+
+// addAt appends a frame whose caplen bytes are in the backing file at
+// off; its Data are not looked at.
+func (s *store) addAt(f capture.Frame, off int64, caplen uint32, vni uint32) {
+	s.addRow(f, off, int(caplen), vni)
+}
+
+func (s *store) addRow(f capture.Frame, pos int64, n int, vni uint32) {
 	s.rows = append(s.rows, row{
-		t: f.Time.UnixNano(), chunk: uint32(c), off: uint32(off), caplen: uint32(n), wirelen: uint32(max(f.Len, n)),
+		t: f.Time.UnixNano(), pos: pos, caplen: uint32(n), wirelen: uint32(max(f.Len, n)),
 		vni: vni, ifindex: int32(f.Ifindex), lt: f.LinkType, netns: s.intern(f.Netns), iface: s.intern(f.Iface),
 		comment: s.intern(f.Comment), dir: f.Dir,
 	})
@@ -95,14 +109,108 @@ func (s *store) add(f capture.Frame, vni uint32) {
 	s.hasDir = s.hasDir || f.Dir != 0
 }
 
-// frame returns row i as a frame; Data points into the store.
+// data returns the captured bytes of row i. With a backing file they are
+// valid until the next call; a failed read returns nil and is kept in
+// readErr.
+func (s *store) data(i int) []byte {
+	r := &s.rows[i]
+	if s.file == nil {
+		c, off := r.pos>>32, uint32(r.pos)
+		return s.chunks[c][off : off+r.caplen : off+r.caplen]
+	}
+	b, err := s.file.read(r.pos, int(r.caplen))
+	if err != nil && s.readErr == nil {
+		s.readErr = err
+	}
+	return b
+}
+
+// frame returns row i as a frame; Data is valid until the next call.
 func (s *store) frame(i int) capture.Frame {
 	r := &s.rows[i]
 	return capture.Frame{
 		Time: time.Unix(0, r.t), Netns: s.strs[r.netns], Iface: s.strs[r.iface], Ifindex: int(r.ifindex),
 		Dir: r.dir, LinkType: r.lt, Len: int(r.wirelen), Comment: s.strs[r.comment],
-		Data: s.chunks[r.chunk][r.off : r.off+r.caplen : r.off+r.caplen],
+		Data: s.data(i),
 	}
+}
+
+// blockSize and cacheBlocks size the cache of a backing file: reading
+// rows in order reads the file in blocks; a screen of rows spread over
+// the file costs a block each.
+const (
+	blockSize   = 256 << 10
+	cacheBlocks = 16
+)
+
+// blockCache reads a capture file again, in aligned blocks, keeping the
+// most recently used.
+type blockCache struct {
+	r      io.ReaderAt
+	blocks [cacheBlocks]cachedBlock
+	clock  uint64
+	big    []byte // for a frame that spans two blocks
+}
+
+type cachedBlock struct {
+	start int64 // -1: empty
+	n     int
+	used  uint64
+	buf   []byte
+}
+
+func newBlockCache(r io.ReaderAt) *blockCache {
+	c := &blockCache{r: r}
+	for i := range c.blocks {
+		c.blocks[i].start = -1
+	}
+	return c
+}
+
+// read returns n bytes at off, valid until the next read.
+func (c *blockCache) read(off int64, n int) ([]byte, error) {
+	start := off &^ (blockSize - 1)
+	if off+int64(n) > start+blockSize {
+		if cap(c.big) < n {
+			c.big = make([]byte, n)
+		}
+		b := c.big[:n]
+		if _, err := c.r.ReadAt(b, off); err != nil {
+			return nil, fmt.Errorf("read the capture again at byte %d: %w", off, err)
+		}
+		return b, nil
+	}
+	c.clock++
+	victim := 0
+	for i := range c.blocks {
+		b := &c.blocks[i]
+		if b.start == start {
+			b.used = c.clock
+			return c.slice(b, off, n)
+		}
+		if b.used < c.blocks[victim].used {
+			victim = i
+		}
+	}
+	b := &c.blocks[victim]
+	if b.buf == nil {
+		b.buf = make([]byte, blockSize)
+	}
+	got, err := c.r.ReadAt(b.buf, start)
+	if err != nil && err != io.EOF {
+		b.start = -1
+		return nil, fmt.Errorf("read the capture again at byte %d: %w", start, err)
+	}
+	b.start, b.n, b.used = start, got, c.clock
+	return c.slice(b, off, n)
+}
+
+func (c *blockCache) slice(b *cachedBlock, off int64, n int) ([]byte, error) {
+	i := int(off - b.start)
+	if i+n > b.n {
+		return nil, fmt.Errorf("read the capture again at byte %d: the file is shorter than when it was read", off)
+	}
+	return b.buf[i : i+n : i+n], nil
 }
 
 // addJourney records a closed journey and marks its rows.

@@ -1,0 +1,112 @@
+package tui
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/fixtures/synth"
+)
+
+var (
+	bigOnce sync.Once
+	bigPath string
+	bigErr  error
+)
+
+// bigCapture writes the 1,000,000-packet benchmark capture once per run
+// (HOOKTRACE_BIG names an existing one instead).
+func bigCapture(b *testing.B) string {
+	bigOnce.Do(func() {
+		if p := os.Getenv("HOOKTRACE_BIG"); p != "" {
+			bigPath = p
+			return
+		}
+		dir, err := os.MkdirTemp("", "hooktrace-big")
+		if err != nil {
+			bigErr = err
+			return
+		}
+		bigPath = filepath.Join(dir, "big.pcap")
+		f, err := os.Create(bigPath)
+		if err != nil {
+			bigErr = err
+			return
+		}
+		defer f.Close()
+		bigErr = synth.WriteLarge(f, 1_000_000, 1)
+	})
+	if bigErr != nil {
+		b.Fatal(bigErr)
+	}
+	return bigPath
+}
+
+// BenchmarkOpenMillion opens the 1,000,000-packet capture as the
+// terminal UI does and reports when the first screen could be drawn and
+// when the whole file was indexed.
+func BenchmarkOpenMillion(b *testing.B) {
+	path := bigCapture(b)
+	for b.Loop() {
+		start := time.Now()
+		src, err := capture.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		back, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		idx, err := capture.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ch := make(chan Batch, 16)
+		ctx, cancel := context.WithCancel(context.Background())
+		go Feed(ctx, src, ch, FeedOptions{Index: idx, Offset: idx.FrameOffset})
+		m := New(Options{Batches: ch, File: back})
+		// As the program runs it: a drain at once, then one per tick.
+		var first, listed time.Duration
+		for m.Update(tickMsg(time.Now())); ; m.Update(tickMsg(time.Now())) {
+			_ = m.View()
+			if first == 0 && len(m.st.rows) > 0 {
+				first = time.Since(start)
+			}
+			if listed == 0 && len(m.st.rows) == 1_000_000 {
+				listed = time.Since(start)
+			}
+			if !m.loading {
+				break
+			}
+			time.Sleep(tickInterval)
+		}
+		all := time.Since(start)
+		start = time.Now()
+		f, err := compileFilter("tcp[13] & 2 != 0 or greater 120")
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.setFilter(f)
+		filtered := time.Since(start)
+		if m.st.readErr != nil {
+			b.Fatal(m.st.readErr)
+		}
+		cancel()
+		src.Close()
+		idx.Close()
+		back.Close()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(first.Seconds(), "s-first")
+		b.ReportMetric(listed.Seconds(), "s-listed")
+		b.ReportMetric(all.Seconds(), "s-journeys")
+		b.ReportMetric(filtered.Seconds(), "s-filter")
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MiB-heap")
+		b.ReportMetric(float64(len(m.st.rows)), "rows")
+	}
+}
