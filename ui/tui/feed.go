@@ -73,6 +73,13 @@ type FeedOptions struct {
 	// every frame (by its offset) while journeys are built from src on
 	// another core, so the list is whole long before the journeys are.
 	Index capture.Source
+	// Shed, if set, counts the records a live source shed so far because
+	// Feed lagged: batches carry the increase, and the journeys open then
+	// are marked incomplete.
+	Shed func() uint64
+	// Stats, if set, is kept up to date with the journey builder's
+	// counters.
+	Stats *FeedStats
 	// MaxFrames and MaxDelay bound a batch (defaults 8192 and 50 ms).
 	MaxFrames int
 	MaxDelay  time.Duration
@@ -84,11 +91,12 @@ type FeedOptions struct {
 	Journeys decode.JourneyOptions
 }
 
-// Feed reads src until it ends or ctx is done, decodes every frame once
-// to build journeys, and sends batches to out; it blocks while out is
-// full (a file can wait). The last batch has Done set. Feed does not
-// close src.
-func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOptions) {
+// FeedRecords reads src until it ends or ctx is done, decodes every
+// frame once to build journeys with the source's trace events, kernel
+// drops and losses, and sends batches to out; it blocks while out is full
+// (a file can wait; a live source sheds, and counts in opt.Shed). The last
+// batch has Done set. FeedRecords does not close src.
+func FeedRecords(ctx context.Context, src RecordSource, out chan<- Batch, opt FeedOptions) {
 	if opt.MaxFrames <= 0 {
 		opt.MaxFrames = 8192
 	}
@@ -107,11 +115,14 @@ func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOpt
 	var b Batch
 	var buf []byte
 	start := time.Now()
+	shed := shedWatch{count: opt.Shed}
 	send := func(done bool, err error) bool {
+		b.Shed = shed.take(jt)
 		b.Journeys = append(b.Journeys, jt.closed()...)
 		if done {
 			b.Journeys = append(b.Journeys, jt.flush()...)
 		}
+		jt.count(opt.Stats)
 		if ix != nil {
 			// Journeys name rows by number: the indexer's batches listing
 			// them go first.
@@ -134,7 +145,7 @@ func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOpt
 		return true
 	}
 	for {
-		f, err := src.Next()
+		rec, err := src.NextRecord()
 		if err != nil {
 			if errors.Is(err, io.EOF) || ctx.Err() != nil {
 				err = nil
@@ -142,6 +153,13 @@ func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOpt
 			send(true, err)
 			return
 		}
+		if rec.Frame == nil {
+			if jt.take(rec) && !send(false, nil) {
+				return
+			}
+			continue
+		}
+		f := *rec.Frame
 		vni := jt.add(f)
 		b.VNIs = append(b.VNIs, vni)
 		switch {
@@ -317,6 +335,9 @@ func (jt *journeyTracker) info(js []*decode.Journey) []JourneyInfo {
 	out := make([]JourneyInfo, 0, len(js))
 	for _, j := range js {
 		ji := JourneyInfo{ID: j.ID, Outcome: j.Outcome, Attrs: journeyAttrs(j)}
+		if beyondFrames(j) {
+			ji.Journey = j
+		}
 		for _, st := range j.Steps {
 			var k captureKey
 			switch st.Kind {

@@ -1,0 +1,123 @@
+package tui
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/decode"
+)
+
+// Record is one input of FeedRecords, in the order its source saw them:
+// a captured frame, or something that joins the frames' journeys. One
+// field is set.
+type Record struct {
+	// Frame is a captured packet; it and its Data are valid until the
+	// next NextRecord, as capture.Source's frames are.
+	Frame *capture.Frame
+	Trace *decode.TraceEvent // an nf_tables or iptables-legacy trace event
+	Drop  *decode.KernelDrop // a packet the kernel dropped
+	Loss  *decode.LossNotice // events were lost: journeys open then are incomplete
+	// Clock says that the source's time reached Clock with nothing else
+	// to deliver (a live source, on a tick): journeys idle since then
+	// close, and what Feed holds goes to the model.
+	Clock time.Time
+}
+
+// RecordSource delivers records until NextRecord returns io.EOF.
+type RecordSource interface {
+	NextRecord() (Record, error)
+}
+
+// FeedStats counts what FeedRecords did; it may be read while it runs.
+type FeedStats struct {
+	Evicted   atomic.Uint64 // journeys closed early to bound memory
+	Unmatched atomic.Uint64 // records that joined no journey
+}
+
+// Feed is FeedRecords over the frames of src.
+func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOptions) {
+	FeedRecords(ctx, &frameRecords{src: src}, out, opt)
+}
+
+// frameRecords delivers the frames of a capture.Source as records.
+type frameRecords struct {
+	src capture.Source
+	f   capture.Frame
+}
+
+func (s *frameRecords) NextRecord() (Record, error) {
+	f, err := s.src.Next()
+	if err != nil {
+		return Record{}, err
+	}
+	s.f = f
+	return Record{Frame: &s.f}, nil
+}
+
+// take gives the journey builder a record other than a frame. It says
+// whether the batch being filled should go now: the source's clock
+// ticked.
+func (jt *journeyTracker) take(r Record) bool {
+	switch {
+	case r.Trace != nil:
+		jt.b.AddTrace(r.Trace)
+	case r.Drop != nil:
+		jt.b.AddDrop(r.Drop)
+	case r.Loss != nil:
+		jt.b.MarkLoss(r.Loss.Netns, r.Loss.Time)
+	case !r.Clock.IsZero():
+		jt.b.Advance(r.Clock)
+		return true
+	}
+	return false
+}
+
+// count publishes the builder's counters.
+func (jt *journeyTracker) count(st *FeedStats) {
+	if st == nil {
+		return
+	}
+	s := jt.b.Stats()
+	st.Evicted.Store(s.Evicted)
+	st.Unmatched.Store(s.Unmatched)
+}
+
+// beyondFrames says whether a journey holds what its frames alone do not
+// give (rules, verdicts, kernel drops, routes, a loss): rebuilding it
+// from its rows would lose that, so the model keeps it whole.
+func beyondFrames(j *decode.Journey) bool {
+	if j.Incomplete {
+		return true
+	}
+	for _, st := range j.Steps {
+		switch st.Kind {
+		case decode.StepRule, decode.StepPolicy, decode.StepDrop, decode.StepRoute:
+			return true
+		}
+	}
+	return false
+}
+
+// shedWatch turns the source's count of shed records into Batch.Shed,
+// and marks the journeys open when records were shed incomplete.
+type shedWatch struct {
+	count func() uint64 // nil: the source sheds nothing
+	seen  uint64
+}
+
+// take returns the records shed since the last call.
+func (w *shedWatch) take(jt *journeyTracker) uint64 {
+	if w.count == nil {
+		return 0
+	}
+	n := w.count()
+	if n <= w.seen {
+		return 0
+	}
+	d := n - w.seen
+	w.seen = n
+	jt.b.MarkLoss("", time.Now()) // only live sources shed: their records' times are the wall clock's
+	return d
+}
