@@ -166,6 +166,16 @@ func (f *File) FrameOffset() int64 { return f.dataOff }
 // offsets are not those of the file.
 func (f *File) Compressed() bool { return f.gz != nil }
 
+// Host is the host the file's first section says it was recorded on
+// (hooktrace writes it with -w); zero when the file does not say. It is
+// known once the first record was read.
+func (f *File) Host() Host {
+	if p, ok := f.records.(*pcapngReader); ok {
+		return p.host
+	}
+	return Host{}
+}
+
 // Path is the name the file was opened with.
 func (f *File) Path() string { return f.path }
 

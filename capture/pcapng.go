@@ -54,6 +54,8 @@ type pcapngReader struct {
 	// names are "NETNS/IFACE" (Linux names never contain '/').
 	byHooktrace bool
 	custom      CustomRecord // the last custom record returned
+	host        Host         // of the first section
+	sections    int
 }
 
 func newPcapngReader(f *File) (*pcapngReader, error) {
@@ -158,12 +160,16 @@ func (p *pcapngReader) readSection(f *File, start int64, h []byte) error {
 	}
 	p.ifaces = p.ifaces[:0]
 	p.byHooktrace = false
+	p.sections++
 	if len(rest) >= 16 {
 		// Options follow the version and section length; the block ends
 		// with its length again.
 		p.options(rest[12:len(rest)-4], func(code uint16, val []byte) error {
 			if code == optShbUserAppl && bytes.HasPrefix(val, []byte("hooktrace")) {
 				p.byHooktrace = true
+			}
+			if code == optCustomString && p.sections == 1 {
+				readHostOption(p.order, val, &p.host)
 			}
 			return nil
 		})

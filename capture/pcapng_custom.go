@@ -87,6 +87,12 @@ type CustomRecord struct {
 	Netns   string
 	// Payload belongs to the file and is valid until the next read.
 	Payload []byte
+	// Shift is how far a Merge moved the record's time (Time includes
+	// it): the times the payload holds move by as much. When a Merge
+	// renamed the namespace (Netns), the payload's namespace is renamed
+	// too; Renamed says so.
+	Shift   time.Duration
+	Renamed bool
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -179,7 +185,7 @@ func parseCustom(order binary.ByteOrder, body []byte, rec *CustomRecord) error {
 	if ts > math.MaxInt64 {
 		return &customBlockError{fmt.Sprintf("hooktrace %s record has time %d out of range", kind, ts)}
 	}
-	rec.Kind, rec.Version = kind, version
+	rec.Kind, rec.Version, rec.Shift, rec.Renamed = kind, version, 0, false
 	rec.Time = time.Time{}
 	if ts != 0 {
 		rec.Time = time.Unix(0, int64(ts))

@@ -48,6 +48,13 @@ type ifaceKey struct {
 // NewPcapngWriter writes the section header; app names the writer (it is
 // how hooktrace recognises its own files when reading them back).
 func NewPcapngWriter(w io.Writer, app string) (*PcapngWriter, error) {
+	return NewPcapngWriterHost(w, app, Host{})
+}
+
+// NewPcapngWriterHost is NewPcapngWriter for a file that also says which
+// host it was recorded on (File.Host reads it back), so that a merge of
+// recordings keeps apart namespaces of two hosts that have one name.
+func NewPcapngWriterHost(w io.Writer, app string, h Host) (*PcapngWriter, error) {
 	p := &PcapngWriter{w: w, ifaces: map[ifaceKey]uint32{}, buf: make([]byte, 0, 64<<10)}
 	b := binary.LittleEndian.AppendUint32(p.buf[:0], byteOrderMagic)
 	b = binary.LittleEndian.AppendUint16(b, 1)
@@ -55,6 +62,7 @@ func NewPcapngWriter(w io.Writer, app string) (*PcapngWriter, error) {
 	b = binary.LittleEndian.AppendUint64(b, ^uint64(0)) // section length unknown
 	b = appendOption(b, optShbUserAppl, []byte(app))
 	b = appendOption(b, optShbOS, []byte("Linux"))
+	b = appendHost(b, h)
 	b = appendEndOfOptions(b)
 	if err := p.writeBlock(blockSectionHeader, b); err != nil {
 		return nil, fmt.Errorf("write pcapng section header: %w", err)
