@@ -2,6 +2,7 @@ package decode
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
 )
@@ -42,33 +43,66 @@ func NewRecording() *Recording {
 // kept; trace events, drops and losses are returned. A record that cannot
 // be decoded returns an error naming its kind, and changes nothing.
 func (r *Recording) Take(kind capture.CustomKind, payload []byte) (Recorded, error) {
+	return r.take(kind, payload, recFix{})
+}
+
+// TakeRecord is Take for a record as a capture source read it: the time
+// shift and namespace rename of a merge (capture.Merged) apply to what
+// the record carries.
+func (r *Recording) TakeRecord(c *capture.CustomRecord) (Recorded, error) {
+	return r.take(c.Kind, c.Payload, recFix{shift: c.Shift, rename: c.Renamed, netns: c.Netns})
+}
+
+// recFix is what a merge changed in a record's header, to change in its
+// payload too.
+type recFix struct {
+	shift  time.Duration
+	rename bool
+	netns  string
+}
+
+func (f recFix) apply(t *time.Time, netns *string) {
+	if f.shift != 0 && t != nil && !t.IsZero() {
+		*t = t.Add(f.shift)
+	}
+	if f.rename {
+		*netns = f.netns
+	}
+}
+
+func (r *Recording) take(kind capture.CustomKind, payload []byte, fix recFix) (Recorded, error) {
 	var out Recorded
 	var err error
 	switch kind {
 	case capture.CustomTrace:
 		var ev TraceEvent
 		if ev, err = ParseTraceRecord(payload); err == nil {
+			fix.apply(&ev.Time, &ev.Netns)
 			out.Trace = &ev
 		}
 	case capture.CustomDrop:
 		var kd KernelDrop
 		if kd, err = ParseDropRecord(payload); err == nil {
+			fix.apply(&kd.Time, &kd.Netns)
 			out.Drop = &kd
 		}
 	case capture.CustomLoss:
 		var l LossNotice
 		if l, err = ParseLossRecord(payload); err == nil {
+			fix.apply(&l.Time, &l.Netns)
 			out.Loss = &l
 		}
 	case capture.CustomInterface:
 		var n InterfaceName
 		if n, err = ParseInterfaceRecord(payload); err == nil {
+			fix.apply(nil, &n.Netns)
 			r.names[recIface{n.Netns, n.Index}] = n.Name
 			r.indexes[recIfaceName{n.Netns, n.Name}] = n.Index
 		}
 	case capture.CustomRuleset:
 		var s RulesetSnapshot
 		if s, err = ParseRulesetRecord(payload); err == nil {
+			fix.apply(&s.Time, &s.Netns)
 			r.rulesets = append(r.rulesets, s)
 		}
 	default:
