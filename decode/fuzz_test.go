@@ -29,7 +29,8 @@ var fuzzLinkTypes = []capture.LinkType{
 }
 
 // FuzzDecode decodes arbitrary bytes under every link type: no panic, layers
-// within the frame, a summary and fields for every packet.
+// within the frame, fields' spans within their layer, a summary and fields
+// for every packet.
 func FuzzDecode(f *testing.F) {
 	f.Add(uint8(0), build(f, eth(layers.EthernetTypeIPv4), ip4("10.0.0.1", "10.0.0.2", layers.IPProtocolUDP), udp(39000, 4789),
 		&layers.VXLAN{ValidIDFlag: true, VNI: 42}, eth(layers.EthernetTypeIPv4), ip4("172.16.0.2", "172.16.1.9", layers.IPProtocolTCP), tcp(1, 2)))
@@ -42,10 +43,16 @@ func FuzzDecode(f *testing.F) {
 		var w discardFields
 		for i := range p.Layers {
 			l := &p.Layers[i]
-			if off, n := l.Span(data); off < 0 || n < 0 || off+n > len(data) {
+			off, n := l.Span(data)
+			if off < 0 || n < 0 || off+n > len(data) {
 				t.Fatalf("layer %d (%s) spans %d+%d of %d bytes", i, l.Proto, off, n, len(data))
 			}
 			l.WriteFields(&w)
+			for _, s := range l.FieldSpans(data) {
+				if s.Off < off || s.Len <= 0 || s.Off+s.Len > off+n {
+					t.Fatalf("layer %d (%s) field %s spans %d+%d, outside the layer's %d+%d", i, l.Proto, s.Key, s.Off, s.Len, off, n)
+				}
+			}
 		}
 		p.AppendSummary(nil)
 	})

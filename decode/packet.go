@@ -66,7 +66,9 @@ func (p *Packet) MaxDepth() int {
 
 // Span locates the layer's header in frame, the bytes of the packet it
 // was decoded from: the offset and length, or the bytes given to a layer
-// that failed.
+// that failed. An ICMPv6 layer's span goes on past gopacket's 4-byte
+// header over the message body its fields show: an echo's identifier and
+// sequence, a neighbour message's target, an error's MTU or pointer.
 func (l *Layer) Span(frame []byte) (off, n int) {
 	if l.dl == nil || l.Err != nil && !l.Short {
 		if cap(l.rest) == 0 {
@@ -74,5 +76,18 @@ func (l *Layer) Span(frame []byte) (off, n int) {
 		}
 		return offsetIn(frame, l.rest), len(l.rest)
 	}
-	return span(frame, l.dl)
+	off, n = span(frame, l.dl)
+	if v, ok := l.dl.(*icmpv6Layer); ok && n > 0 {
+		end := off + n
+		if d, ok := l.detail.(interface{ LayerContents() []byte }); ok {
+			if b := d.LayerContents(); cap(b) > 0 {
+				end = max(end, offsetIn(frame, b)+len(b))
+			}
+		}
+		if icmpv6Quotes(v.TypeCode.Type()) {
+			end = max(end, off+n+min(4, len(v.Payload)))
+		}
+		n = end - off
+	}
+	return off, n
 }
