@@ -115,6 +115,10 @@ type Journey struct {
 	Flow  Endpoints // as first seen
 	Proto string    // innermost transport: tcp, udp, icmp, ...
 	Steps []Step
+	// Packets numbers the packets whose sightings joined the journey, in
+	// ascending order: packet n is the one the builder's AddPacket took
+	// n-th, counting from 0 (frames that joined no journey count too).
+	Packets []uint64
 	// Outcome and Drop are set when the journey closes.
 	Outcome Outcome
 	Drop    *Drop

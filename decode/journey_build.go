@@ -2,6 +2,7 @@ package decode
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -59,6 +60,7 @@ type JourneyBuilder struct {
 	closed  []*Journey
 	nextID  uint64
 	seq     int
+	packets uint64 // AddPacket calls so far
 	stats   JourneyStats
 	dec     *Decoder
 }
@@ -99,6 +101,7 @@ type obs struct {
 	prio  int64       // order within a hook
 	seq   int         // arrival order
 	kt    bool        // Time is the kernel's (frames, NFLOG), not hooktrace's receive time
+	pkt   uint64      // 1 + the number of the packet (AddPacket call) it came from; 0: none
 	mark  uint32
 	proto uint8 // transport protocol of ep
 }
@@ -357,9 +360,10 @@ func (b *JourneyBuilder) add(js *jstate, o obs) {
 // p is not kept: what the journey needs is copied.
 func (b *JourneyBuilder) AddPacket(p *Packet) {
 	f := p.Frame
+	b.packets++
 	b.advance(f.Time)
 	if f.LinkType == capture.LinkTypeNFLOG {
-		b.addNFLOG(p)
+		b.addNFLOG(p, b.packets)
 		return
 	}
 	pv, ok := readPacket(p)
@@ -368,7 +372,7 @@ func (b *JourneyBuilder) AddPacket(p *Packet) {
 	}
 	o := obs{
 		step: Step{Time: f.Time, Netns: f.Netns, Kind: StepCapture, Iface: f.Iface, Dir: f.Dir.String()},
-		ep:   pv.inner.ep, hasEP: true, kt: true, proto: pv.inner.proto,
+		ep:   pv.inner.ep, hasEP: true, kt: true, proto: pv.inner.proto, pkt: b.packets,
 	}
 	js, o, ok := b.join(pv, o)
 	if !ok {
@@ -537,7 +541,7 @@ func (js *jstate) hasError(netns string) bool {
 
 // addNFLOG takes an NFLOG message: one of hooktrace's own (a packet
 // entering or leaving a hook) or one of the user's log rules.
-func (b *JourneyBuilder) addNFLOG(p *Packet) {
+func (b *JourneyBuilder) addNFLOG(p *Packet, pkt uint64) {
 	var n *NFLOG
 	for i := range p.Layers {
 		if v, ok := p.Layers[i].dl.(*NFLOG); ok {
@@ -570,7 +574,7 @@ func (b *JourneyBuilder) addNFLOG(p *Packet) {
 			st.Iface = b.opt.IfName(f.Netns, n.Outdev)
 		}
 	}
-	o := obs{step: st, ep: v.ep, hasEP: true, kt: true, mark: n.Mark, proto: v.proto}
+	o := obs{step: st, ep: v.ep, hasEP: true, kt: true, mark: n.Mark, proto: v.proto, pkt: pkt}
 	js, o, ok := b.join(pv, o)
 	if !ok {
 		return
@@ -762,11 +766,15 @@ func (b *JourneyBuilder) close(js *jstate) {
 		}
 	}
 	for _, o := range js.obs {
-		if o.hasEP && !o.outer && o.proto != 0 {
+		if o.hasEP && !o.outer && o.proto != 0 && j.Proto == "" {
 			j.Proto = protoName(o.proto)
-			break
+		}
+		if o.pkt != 0 {
+			j.Packets = append(j.Packets, o.pkt-1)
 		}
 	}
+	slices.Sort(j.Packets)
+	j.Packets = slices.Compact(j.Packets)
 	if j.Proto == "" && len(j.Frame.Data) > 0 {
 		if v, ok := readIP(ipBytes(b.dec, j.Frame)); ok {
 			j.Proto = protoName(v.proto)
