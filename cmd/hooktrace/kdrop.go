@@ -19,10 +19,15 @@ type dropProbe struct {
 	wg    sync.WaitGroup
 }
 
+// dropSink takes the kernel's drops: the journeys, or the terminal UI.
+type dropSink interface {
+	drop(nflog.KernelDrop)
+}
+
 // startDropProbe starts the kernel drop probe for the namespaces. It
 // never fails the run: without it, journeys only lack kernel drops, and
 // stderr says why.
-func startDropProbe(nss []capture.Namespace, j *journeys, stderr io.Writer) *dropProbe {
+func startDropProbe(nss []capture.Namespace, j dropSink, stderr io.Writer) *dropProbe {
 	d := &dropProbe{names: map[uint64]string{}}
 	var inodes []uint64
 	for _, ns := range nss {

@@ -24,8 +24,17 @@ import (
 const debugPanicEnv = "HOOKTRACE_DEBUG_PANIC"
 
 // captureLive captures on AF_PACKET rings until the count, the duration
-// or a signal ends it, then flushes everything and prints the counters.
+// or a signal ends it (or, in the terminal UI, the person quits), then
+// flushes everything and prints the counters.
 func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	var held *heldLog // set when the terminal UI shows the capture
+	if o.explain == nil && wantTUI(o, stdout) {
+		// The terminal belongs to the UI: what hooktrace has to say is
+		// held, and written once the terminal is given back.
+		held = &heldLog{}
+		defer held.writeTo(stderr)
+		stderr = held
+	}
 	namespaces, err := capture.NamespaceSpec(o.netns)
 	if err != nil {
 		return &usageError{err: err}
@@ -103,62 +112,46 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 	if logs != nil {
 		logs.feed(live, warn)
 	}
-	out, err := openOutput(o, stdout)
-	if err != nil {
+	run := &liveRun{live: live, refs: refs, logs: logs, trace: o.trace, stderr: stderr, warn: warn}
+	var out liveOutput
+	if held != nil {
+		out = newScreenOutput(ctx, o, run, stdout.(*os.File), held)
+	} else if out, err = newPrintOutput(o, run, stdout); err != nil {
 		return err
 	}
-	stopFlush := out.flushEvery(200 * time.Millisecond)
-	defer stopFlush()
 	var tr *tracing
-	var trRef atomic.Pointer[tracing] // for the journeys' goroutine
-	var paths *journeys
 	var drops *dropProbe
-	traces := ui.TracePrinter(out.traces)
 	if o.trace {
-		// Every packet, trace event and NFLOG message goes to the
-		// journeys too; each is printed as it closes.
-		paths = startJourneys(decode.JourneyOptions{
-			IfName: func(netns string, index uint32) string { return live.InterfaceName(netns, int(index)) },
-			Route:  routeLookup(refs, warn),
-		}, func() map[string]uint64 { return traceLosses(trRef.Load()) }, func(j *decode.Journey) {
-			switch {
-			case o.explain != nil:
-				o.explain.take(j, func(j *decode.Journey) { out.paths.Journey(j) })
-			case out.paths != nil:
-				out.paths.Journey(j)
-			}
-		})
-		defer paths.close()
-		out.tap = paths
-		recordIncident(paths, out.pcapng, refs, live.InterfaceName, warn) // with -w: trace events, drops, rulesets
-		drops = startDropProbe(namespaces, paths, stderr)
+		// Every packet, trace event, NFLOG message and kernel drop goes to
+		// the journeys too.
+		drops = startDropProbe(namespaces, out, stderr)
 		defer drops.close()
-		traces = traceTee{print: out.traces, j: paths}
-		if tr, err = startTracing(namespaces, live, traces, stderr); err != nil {
-			out.close()
+		if tr, err = startTracing(namespaces, live, out, stderr); err != nil {
+			out.abort()
 			return err
 		}
-		trRef.Store(tr)
+		run.tr.Store(tr)
 	}
 	var legacy *legacyTracing
 	if o.trace {
 		// iptables-legacy TRACE lines, where legacy tables exist; closed
 		// before the output, and again (a no-op) on an early return.
-		legacy = startLegacyTracing(namespaces, live.InterfaceName, traces, stderr)
+		legacy = startLegacyTracing(namespaces, live.InterfaceName, out, stderr)
 		defer func() {
 			if err := legacy.close(); err != nil {
 				fmt.Fprintf(stderr, "hooktrace: %v\n", err)
 			}
 		}()
 	}
-	if o.explain == nil {
-		fmt.Fprintf(stderr, "hooktrace: capturing on %s\n", describe(live.Stats(), len(namespaces), o))
-	} else {
+	switch {
+	case o.explain != nil:
 		o.explain.ready(stderr)
+	case held == nil: // the UI's status bar says it
+		fmt.Fprintf(stderr, "hooktrace: capturing on %s\n", describe(live.Stats(), len(namespaces), o))
 	}
 	if o.readyFile != "" {
 		if err := os.WriteFile(o.readyFile, []byte("ready\n"), 0o644); err != nil {
-			out.close()
+			out.abort()
 			return fmt.Errorf("write ready file: %w", err)
 		}
 	}
@@ -168,12 +161,12 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		go func() { panic(debugPanicEnv + " is set: hooktrace panics on purpose") }()
 	}
 	// A stop first drains the NFLOG groups into the capture, then ends it.
-	stopper := stopOn(ctx, o.duration, func() {
+	stop := func() {
 		logs.close()
 		live.Stop()
-	})
-	// Live frames passed the kernel's filter already; Stop ends the source.
-	err = writeFrames(context.Background(), live, nil, out, o.count, stderr)
+	}
+	stopper := stopOn(ctx, o.duration, stop)
+	err = out.run(live, stop) // until the capture ends, or the UI is quit
 	live.Stop()
 	stopper()
 	logs.close()
@@ -192,42 +185,57 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stderr, "hooktrace: the kernel drop probe lost %d of %d drops (its ring buffer was full)\n", st.Lost, st.Lost+st.Received)
 		}
 	}
-	if paths != nil {
-		paths.close() // the journeys still open are printed
-		if o.explain != nil {
-			o.explain.finish(func(j *decode.Journey) { out.paths.Journey(j) })
-		}
-		if st, shed := paths.stats(); o.explain == nil {
-			fmt.Fprintf(stderr, "%d journeys (%d closed early to bound memory), %d records not joined to a journey, %d shed\n", st.Closed, st.Evicted, st.Unmatched, shed)
-		}
-	}
-	stopFlush() // what follows is written once, in order
 	stats := append(live.Stats(), logs.stats()...)
-	// Every packet is written before the statistics that close the file.
-	if ferr := out.finish(); ferr != nil && err == nil {
+	if ferr := out.finish(stats, traceStats); ferr != nil && err == nil {
 		err = ferr
-	}
-	if out.pcapng != nil {
-		now := time.Now()
-		for _, s := range stats {
-			if werr := out.pcapng.WriteInterfaceStats(s.Netns, s.Iface, s.LinkType, s.Received, s.KernelDrops, s.HooktraceDrops, now); werr != nil && err == nil {
-				err = fmt.Errorf("write pcapng statistics: %w", werr)
-			}
-		}
-	}
-	if o.explain == nil { // explain prints journeys only
-		if serr := out.stats(stats, traceStats); serr != nil && err == nil {
-			err = serr
-		}
-	}
-	if cerr := out.close(); err == nil {
-		err = cerr
 	}
 	if o.explain == nil {
 		ui.WriteStatsText(stderr, stats, traceStats)
 	}
 	return err
 }
+
+// liveOutput is where a live capture goes: lines and pcapng
+// (printOutput), or the terminal UI (screenOutput). captureLive sets up
+// and removes everything else the same way for both.
+type liveOutput interface {
+	// Trace takes a trace event (nf_tables or iptables-legacy).
+	ui.TracePrinter
+	// drop takes a packet the kernel dropped.
+	drop(nflog.KernelDrop)
+	// run takes the capture's frames until it ends, or until the person
+	// at the UI is done; stop ends the capture.
+	run(live *capture.Live, stop func()) error
+	// finish, once every source has stopped, writes what is left with
+	// the final counters and closes the output.
+	finish(stats []capture.InterfaceStats, traceStats []ui.TraceCounts) error
+	// abort closes the output after a failed start.
+	abort()
+}
+
+// liveRun is what an output needs of the live capture's sources.
+type liveRun struct {
+	live   *capture.Live
+	refs   []nflog.NetnsRef
+	logs   *logSources // nil without NFLOG groups or --trace
+	trace  bool
+	tr     atomic.Pointer[tracing] // set once tracing started
+	stderr io.Writer
+	warn   func(error)
+}
+
+// journeyOptions names interfaces as the capture knows them, and routes
+// with the traced namespaces' kernels.
+func (r *liveRun) journeyOptions() decode.JourneyOptions {
+	return decode.JourneyOptions{
+		IfName: func(netns string, index uint32) string { return r.live.InterfaceName(netns, int(index)) },
+		Route:  routeLookup(r.refs, r.warn),
+	}
+}
+
+// traceLosses returns each traced namespace's count of ENOBUFS reports
+// (nil before tracing started).
+func (r *liveRun) traceLosses() map[string]uint64 { return traceLosses(r.tr.Load()) }
 
 func hasAll(spec string) bool {
 	for _, s := range splitComma(spec) {

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/decode"
+	"github.com/hooktrace/hooktrace/nflog"
+	"github.com/hooktrace/hooktrace/ui"
+	"github.com/hooktrace/hooktrace/ui/tui"
+)
+
+// screenQueue bounds the records waiting for the terminal UI's feed;
+// what finds it full is shed and counted.
+const screenQueue = 1 << 16
+
+// screenTick is how often the feed's clock moves on (closing idle
+// journeys, handing over what it holds) and the counters are read.
+const screenTick = 100 * time.Millisecond
+
+// screenOutput shows a live capture in the terminal UI. The capture's
+// frames, the trace events and the kernel drops go, in arrival order,
+// into one bounded queue that the UI's feed drains to build the list and
+// the journeys; no source ever waits for the screen.
+type screenOutput struct {
+	ctx    context.Context
+	src    *liveRun
+	stdout *os.File
+	held   *heldLog
+	count  uint64 // -c: frames to take; 0: no limit
+	queue  chan tui.Record
+	ended  chan struct{} // closed when the capture's frames end
+	shed   atomic.Uint64
+	feed   tui.FeedStats
+	counts atomic.Pointer[[]tui.Counter] // read on the tick, shown on every redraw
+}
+
+func newScreenOutput(ctx context.Context, o *options, run *liveRun, stdout *os.File, held *heldLog) *screenOutput {
+	return &screenOutput{ctx: ctx, src: run, stdout: stdout, held: held, count: o.count,
+		queue: make(chan tui.Record, screenQueue), ended: make(chan struct{})}
+}
+
+// push queues a record, or sheds it when the feed is behind.
+func (s *screenOutput) push(r tui.Record) {
+	select {
+	case s.queue <- r:
+	default:
+		s.shed.Add(1)
+	}
+}
+
+// Trace queues a trace event.
+func (s *screenOutput) Trace(ev *decode.TraceEvent) error {
+	c := *ev
+	s.push(tui.Record{Trace: &c})
+	return nil
+}
+
+func (s *screenOutput) drop(d nflog.KernelDrop) { s.push(tui.Record{Drop: &d}) }
+
+// run shows the UI until the person quits or a signal comes; the capture
+// is then stopped, and its goroutines waited for.
+func (s *screenOutput) run(live *capture.Live, stop func()) error {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	batches := make(chan tui.Batch, tuiQueue)
+	opt := tui.FeedOptions{Shed: s.shed.Load, Stats: &s.feed, MaxDelay: screenTick}
+	if s.src.trace {
+		opt.Journeys = s.src.journeyOptions()
+	} else {
+		opt.Journeys.IfName = s.src.journeyOptions().IfName
+	}
+	s.counts.Store(s.readCounters())
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); s.readFrames(live) }()
+	go func() { defer wg.Done(); s.tick(ctx) }()
+	go func() { defer wg.Done(); tui.FeedRecords(ctx, &queuedRecords{s: s, ctx: ctx}, batches, opt) }()
+	m := tui.New(tui.Options{
+		Source:   "live",
+		Batches:  batches,
+		Color:    os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
+		Live:     true,
+		Counters: s.counters,
+	})
+	_, err := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(s.stdout)).Run()
+	cancel()
+	stop()
+	wg.Wait()
+	if err == nil || errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return fmt.Errorf("terminal UI: %w", err)
+}
+
+// readFrames queues the capture's frames until it ends or -c is reached.
+func (s *screenOutput) readFrames(live *capture.Live) {
+	defer close(s.ended)
+	var n uint64
+	for {
+		f, err := live.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.src.warn(fmt.Errorf("capture: %w", err))
+			}
+			return
+		}
+		f.Data = bytes.Clone(f.Data) // valid until the next call otherwise
+		s.push(tui.Record{Frame: &f})
+		if n++; s.count > 0 && n >= s.count {
+			live.Stop()
+			return
+		}
+	}
+}
+
+// tick moves the feed's clock on behind the wall clock (as far as the
+// journeys' goroutine of a printing run keeps it), tells the journeys of
+// trace events the kernel lost, and reads the counters.
+func (s *screenOutput) tick(ctx context.Context) {
+	t := time.NewTicker(screenTick)
+	defer t.Stop()
+	lossSeen := map[string]uint64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		for ns, n := range s.src.traceLosses() {
+			if n != lossSeen[ns] {
+				lossSeen[ns] = n
+				s.push(tui.Record{Loss: &decode.LossNotice{Time: now, Netns: ns, Cause: lossENOBUFS, Count: n}})
+			}
+		}
+		s.push(tui.Record{Clock: now.Add(-journeyLag)})
+		s.counts.Store(s.readCounters())
+	}
+}
+
+// counters returns the loss counters the tick read last.
+func (s *screenOutput) counters() []tui.Counter {
+	if c := s.counts.Load(); c != nil {
+		return *c
+	}
+	return nil
+}
+
+// readCounters reads what was lost, and where, for the status bar; the
+// records the UI's queue shed are counted by the UI itself.
+func (s *screenOutput) readCounters() *[]tui.Counter {
+	var kernel, hooktrace, nflogLost, enobufs uint64
+	for _, st := range s.src.live.Stats() {
+		kernel += st.KernelDrops
+		hooktrace += st.HooktraceDrops
+	}
+	for _, st := range s.src.logs.stats() {
+		nflogLost += st.KernelDrops + st.HooktraceDrops
+	}
+	for _, n := range s.src.traceLosses() {
+		enobufs += n
+	}
+	c := []tui.Counter{
+		{Name: "dropped by the kernel ring", Value: kernel},
+		{Name: "dropped by the capture", Value: hooktrace},
+		{Name: "trace ENOBUFS", Value: enobufs},
+		{Name: "NFLOG lost", Value: nflogLost},
+		{Name: "journeys closed early", Value: s.feed.Evicted.Load()},
+		{Name: "messages (shown on quitting)", Value: s.held.lines()},
+	}
+	return &c
+}
+
+func (s *screenOutput) finish([]capture.InterfaceStats, []ui.TraceCounts) error { return nil }
+
+func (s *screenOutput) abort() {}
+
+// queuedRecords is the feed's source: the queue, until the capture's
+// frames end and what they left queued is taken, or the UI is quit.
+type queuedRecords struct {
+	s   *screenOutput
+	ctx context.Context
+}
+
+func (q *queuedRecords) NextRecord() (tui.Record, error) {
+	select {
+	case r := <-q.s.queue:
+		return r, nil
+	case <-q.ctx.Done():
+		return tui.Record{}, io.EOF
+	case <-q.s.ended:
+		select {
+		case r := <-q.s.queue:
+			return r, nil
+		default:
+			return tui.Record{}, io.EOF
+		}
+	}
+}
+
+// heldLogMax bounds what a heldLog keeps.
+const heldLogMax = 1 << 20
+
+// heldLog keeps what hooktrace writes to standard error while the
+// terminal UI has the terminal, to write it out once the UI is gone.
+type heldLog struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	n    uint64 // lines written
+	left int    // bytes left out past heldLogMax
+}
+
+func (h *heldLog) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n += uint64(bytes.Count(p, []byte{'\n'}))
+	if h.buf.Len()+len(p) > heldLogMax {
+		h.left += len(p)
+		return len(p), nil
+	}
+	return h.buf.Write(p)
+}
+
+// lines counts the lines written so far.
+func (h *heldLog) lines() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
+// writeTo writes what was held to w.
+func (h *heldLog) writeTo(w io.Writer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w.Write(h.buf.Bytes())
+	if h.left > 0 {
+		fmt.Fprintf(w, "hooktrace: %d more bytes of messages were left out\n", h.left)
+	}
+}
