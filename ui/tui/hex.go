@@ -33,13 +33,24 @@ func (m *Model) hexKey(s string) {
 	}
 }
 
-// span is the byte range the layers pane selects, (0, 0) for none.
+// span is the byte range the layers pane selects, (0, 0) for none: the
+// layer's header for a layer's line, the field's bytes for a field's.
+// A field with no bytes of its own (a payload length) selects none.
 func (d *detail) span() (off, n int) {
-	li := d.selectedLayer()
-	if li < 0 || li >= len(d.pkt.Layers) {
+	node := d.selectedNode()
+	if node == nil || node.layer < 0 || node.layer >= len(d.pkt.Layers) {
 		return 0, 0
 	}
-	return d.pkt.Layers[li].Span(d.pkt.Frame.Data)
+	l := &d.pkt.Layers[node.layer]
+	if node.path == "" {
+		return l.Span(d.pkt.Frame.Data)
+	}
+	for _, s := range l.FieldSpans(d.pkt.Frame.Data) {
+		if s.Key == node.path {
+			return s.Off, s.Len
+		}
+	}
+	return 0, 0
 }
 
 func (m *Model) hexView(r rect) []string {
@@ -54,7 +65,7 @@ func (m *Model) hexView(r rect) []string {
 	off, n := d.span()
 	h := r.h - 1
 	if m.focus != paneHex && n > 0 {
-		// Bring the selected layer's first byte on screen.
+		// Bring the selection's first byte on screen.
 		first := off / bw
 		if first < d.hexTop || first >= d.hexTop+h {
 			d.hexTop = first
@@ -81,11 +92,18 @@ func (m *Model) hexView(r rect) []string {
 			if c >= 0x20 && c < 0x7f {
 				ch = string(rune(c))
 			}
+			gap := " "
 			if i >= off && i < off+n {
+				// The gap before the next byte, when it is selected too
+				// and in the same half line, is highlighted with them:
+				// the selection reads as one bar.
+				if i+1 < off+n && j+1 < bw && j+1 != bw/2 {
+					hx, gap = hx+" ", ""
+				}
 				hx, ch = m.theme.highlight.Render(hx), m.theme.highlight.Render(ch)
 			}
 			b.WriteString(hx)
-			b.WriteByte(' ')
+			b.WriteString(gap)
 			ascii.WriteString(ch)
 		}
 		line := b.String() + " " + ascii.String()

@@ -15,7 +15,8 @@ type treeNode struct {
 	label    string
 	kids     []*treeNode
 	open     bool
-	layer    int // index of the layer it belongs to
+	layer    int    // index of the layer it belongs to
+	path     string // a field's key as decode.FieldSpan names it; "" for a layer's line
 	boundary bool
 }
 
@@ -27,13 +28,26 @@ type treeBuilder struct {
 
 func (t *treeBuilder) top() *treeNode { return t.stack[len(t.stack)-1] }
 
+// path names a new child of the top node as decode.FieldSpan keys do:
+// "key" in the layer, "list[i]" for an item, "list[i].key" in an object.
+func (t *treeBuilder) path(key string) string {
+	p := t.top()
+	switch {
+	case key == "":
+		return p.path + "[" + strconv.Itoa(len(p.kids)) + "]"
+	case p.path == "":
+		return key
+	}
+	return p.path + "." + key
+}
+
 func (t *treeBuilder) leaf(key, val string) {
 	p := t.top()
 	label := val
 	if key != "" {
 		label = key + ": " + val
 	}
-	p.kids = append(p.kids, &treeNode{label: label, layer: t.layer})
+	p.kids = append(p.kids, &treeNode{label: label, layer: t.layer, path: t.path(key)})
 }
 
 func (t *treeBuilder) Str(key, val string)       { t.leaf(key, strconv.Quote(val)) }
@@ -48,7 +62,7 @@ func (t *treeBuilder) IP(key string, b []byte) {
 func (t *treeBuilder) MAC(key string, b []byte) { t.leaf(key, macString(b)) }
 
 func (t *treeBuilder) BeginList(key string) {
-	n := &treeNode{label: key, layer: t.layer}
+	n := &treeNode{label: key, layer: t.layer, path: t.path(key)}
 	t.top().kids = append(t.top().kids, n)
 	t.stack = append(t.stack, n)
 }
@@ -57,7 +71,7 @@ func (t *treeBuilder) EndList() { t.pop() }
 
 func (t *treeBuilder) BeginObject() {
 	p := t.top()
-	n := &treeNode{label: "[" + strconv.Itoa(len(p.kids)) + "]", layer: t.layer}
+	n := &treeNode{label: "[" + strconv.Itoa(len(p.kids)) + "]", layer: t.layer, path: t.path("")}
 	p.kids = append(p.kids, n)
 	t.stack = append(t.stack, n)
 }
@@ -197,11 +211,19 @@ func parentLine(lines []flatLine, i int) int {
 
 // selectedLayer is the layer of the line under the cursor, -1 for none.
 func (d *detail) selectedLayer() int {
-	lines := flatten(d.tree, 0, nil)
-	if d.cursor < len(lines) {
-		return lines[d.cursor].node.layer
+	if n := d.selectedNode(); n != nil {
+		return n.layer
 	}
 	return -1
+}
+
+// selectedNode is the line under the cursor, nil for none.
+func (d *detail) selectedNode() *treeNode {
+	lines := flatten(d.tree, 0, nil)
+	if d.cursor < len(lines) {
+		return lines[d.cursor].node
+	}
+	return nil
 }
 
 func (m *Model) layersView(r rect) []string {
