@@ -48,7 +48,20 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File) error {
 	if o.count > 0 {
 		limited = &countedSource{Source: src, left: o.count}
 	}
-	go tui.Feed(ctx, limited, batches, tui.FeedOptions{Progress: progress})
+	feedOpt := tui.FeedOptions{Progress: progress}
+	back, index, err := openIndex(o)
+	if err != nil {
+		return err
+	}
+	if back != nil {
+		defer back.Close()
+		defer index.Close()
+		feedOpt.Index, feedOpt.Offset = index, index.FrameOffset
+		if o.count > 0 {
+			feedOpt.Index = &countedSource{Source: index, left: o.count}
+		}
+	}
+	go tui.Feed(ctx, limited, batches, feedOpt)
 
 	progOpts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(stdout)}
 	if o.readFile == "-" {
@@ -60,12 +73,16 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File) error {
 		defer tty.Close()
 		progOpts = append(progOpts, tea.WithInput(tty))
 	}
-	m := tui.New(tui.Options{
+	topt := tui.Options{
 		Source:  o.readFile,
 		Batches: batches,
 		Color:   os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
 		Filter:  o.filter,
-	})
+	}
+	if back != nil {
+		topt.File = back
+	}
+	m := tui.New(topt)
 	_, err = tea.NewProgram(m, progOpts...).Run()
 	if errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 		return nil
@@ -74,6 +91,30 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File) error {
 		return fmt.Errorf("terminal UI: %w", err)
 	}
 	return nil
+}
+
+// openIndex opens the capture file twice more, when it is an
+// uncompressed file: once to list its frames ahead of the journeys, once
+// to read shown frames again, so that none is kept in memory. Both are
+// nil otherwise.
+func openIndex(o *options) (*os.File, *capture.File, error) {
+	if o.readFile == "-" {
+		return nil, nil, nil
+	}
+	index, err := capture.Open(o.readFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if index.Compressed() {
+		index.Close()
+		return nil, nil, nil
+	}
+	back, err := os.Open(o.readFile)
+	if err != nil {
+		index.Close()
+		return nil, nil, fmt.Errorf("open capture: %w", err)
+	}
+	return back, index, nil
 }
 
 // openCounted opens a capture and reports how many of its (possibly

@@ -33,6 +33,9 @@ type Batch struct {
 	// how many there are; the frames' Data are then nil.
 	Offsets []int64
 	CapLens []uint32
+	// Listed is set on an indexer's last batch: every frame is listed,
+	// journeys may still come.
+	Listed bool
 	// Read and Total measure progress through a file in bytes; Total is 0
 	// when unknown.
 	Read, Total int64
@@ -218,7 +221,7 @@ func (ix *indexer) run(ctx context.Context, src capture.Source, out chan<- Batch
 	start := time.Now()
 	send := func() bool {
 		n := len(b.Frames)
-		if n == 0 {
+		if n == 0 && !b.Listed {
 			return true
 		}
 		select {
@@ -236,6 +239,7 @@ func (ix *indexer) run(ctx context.Context, src capture.Source, out chan<- Batch
 	for {
 		f, err := src.Next()
 		if err != nil {
+			b.Listed = true
 			send()
 			return
 		}
@@ -262,70 +266,25 @@ func (ix *indexer) wait(n int) {
 	ix.mu.Unlock()
 }
 
-// captureKey finds the packet a journey's capture step came from.
-type captureKey struct {
-	t            int64
-	netns, iface string
-	dir          string
-}
-
-// nflogKey stands for the interface of NFLOG messages, whose journey
-// steps name the hook's devices instead.
-const nflogKey = "\x00nflog"
-
-// journeyTracker runs the journey builder over frames and maps the
-// journeys it closes back to packet numbers, by the time, namespace,
-// interface and direction of their capture steps.
+// journeyTracker runs the journey builder over frames and gives the
+// journeys it closes with the packet numbers (rows) that joined them: the
+// builder numbers the packets it takes, and it takes every frame.
 type journeyTracker struct {
-	b       *decode.JourneyBuilder
-	dec     *decode.Decoder
-	n       uint32
-	pending map[captureKey][]uint32
-	order   []pendingRow // pending rows in arrival order, for pruning
-	window  time.Duration
-}
-
-type pendingRow struct {
-	t   int64
-	key captureKey
+	b   *decode.JourneyBuilder
+	dec *decode.Decoder
+	n   uint32 // frames taken
 }
 
 func newJourneyTracker(opt decode.JourneyOptions) *journeyTracker {
-	w := opt.Window
-	if w <= 0 {
-		w = 2 * time.Second
-	}
-	return &journeyTracker{b: decode.NewJourneyBuilder(opt), dec: decode.NewDecoder(), pending: map[captureKey][]uint32{}, window: w}
+	return &journeyTracker{b: decode.NewJourneyBuilder(opt), dec: decode.NewDecoder()}
 }
 
 // add feeds one frame and returns its outermost VNI.
 func (jt *journeyTracker) add(f capture.Frame) uint32 {
 	p := jt.dec.Decode(f)
 	jt.b.AddPacket(p)
-	k := captureKey{t: f.Time.UnixNano(), netns: f.Netns, iface: f.Iface, dir: f.Dir.String()}
-	if f.LinkType == capture.LinkTypeNFLOG {
-		k.iface, k.dir = nflogKey, ""
-	}
-	jt.pending[k] = append(jt.pending[k], jt.n)
-	jt.order = append(jt.order, pendingRow{t: k.t, key: k})
 	jt.n++
-	jt.prune(k.t)
 	return packetVNI(p)
-}
-
-// prune forgets rows far older than any open journey can be: a frame
-// that carried no IP packet never joins one.
-func (jt *journeyTracker) prune(now int64) {
-	limit := now - int64(8*jt.window)
-	i := 0
-	for ; i < len(jt.order) && jt.order[i].t < limit; i++ {
-		delete(jt.pending, jt.order[i].key)
-	}
-	if i > 0 && i > len(jt.order)/2 {
-		jt.order = append(jt.order[:0], jt.order[i:]...)
-	} else if i > 0 {
-		jt.order = jt.order[i:]
-	}
 }
 
 func (jt *journeyTracker) closed() []JourneyInfo { return jt.info(jt.b.Closed()) }
@@ -334,32 +293,13 @@ func (jt *journeyTracker) flush() []JourneyInfo  { return jt.info(jt.b.Flush()) 
 func (jt *journeyTracker) info(js []*decode.Journey) []JourneyInfo {
 	out := make([]JourneyInfo, 0, len(js))
 	for _, j := range js {
-		ji := JourneyInfo{ID: j.ID, Outcome: j.Outcome, Attrs: journeyAttrs(j)}
+		ji := JourneyInfo{ID: j.ID, Outcome: j.Outcome, Attrs: journeyAttrs(j), Rows: make([]uint32, len(j.Packets))}
 		if beyondFrames(j) {
 			ji.Journey = j
 		}
-		for _, st := range j.Steps {
-			var k captureKey
-			switch st.Kind {
-			case decode.StepCapture:
-				k = captureKey{t: st.Time.UnixNano(), netns: st.Netns, iface: st.Iface, dir: st.Dir}
-			case decode.StepHook, decode.StepNFLOG:
-				k = captureKey{t: st.Time.UnixNano(), netns: st.Netns, iface: nflogKey}
-			default:
-				continue
-			}
-			rows := jt.pending[k]
-			if len(rows) == 0 {
-				continue
-			}
-			ji.Rows = append(ji.Rows, rows[0])
-			if len(rows) == 1 {
-				delete(jt.pending, k)
-			} else {
-				jt.pending[k] = rows[1:]
-			}
+		for i, n := range j.Packets {
+			ji.Rows[i] = uint32(n)
 		}
-		sort.Slice(ji.Rows, func(a, b int) bool { return ji.Rows[a] < ji.Rows[b] })
 		out = append(out, ji)
 	}
 	return out

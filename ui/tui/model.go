@@ -126,6 +126,7 @@ type Model struct {
 	width, height int
 
 	loading     bool
+	listed      bool // every packet is listed; journeys are still loading
 	read, total int64
 	loadErr     error
 	shed        uint64
@@ -267,6 +268,7 @@ func (m *Model) ingest(b Batch) {
 		m.view = m.view[:m.nearestAfter(changed)]
 		m.checked = changed
 	}
+	m.listed = m.listed || b.Listed
 	if b.Read != 0 || b.Total != 0 || b.Done {
 		m.read, m.total = b.Read, b.Total
 	}

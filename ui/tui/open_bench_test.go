@@ -102,6 +102,12 @@ func BenchmarkOpenMillion(b *testing.B) {
 		back.Close()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
+		peak := ms.HeapInuse
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "MiB-live")
+		b.ReportMetric(float64(ms.Sys)/(1<<20), "MiB-sys")
+		ms.HeapInuse = peak
 		b.ReportMetric(first.Seconds(), "s-first")
 		b.ReportMetric(listed.Seconds(), "s-listed")
 		b.ReportMetric(all.Seconds(), "s-journeys")

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -85,6 +86,8 @@ func (m *Model) bottomLine() string {
 	var parts []string
 	parts = append(parts, m.opt.Source)
 	switch {
+	case m.loading && m.listed && m.total > 0:
+		parts = append(parts, "journeys "+progressBar(m.read, m.total, 12))
 	case m.loading && m.total > 0:
 		parts = append(parts, progressBar(m.read, m.total, 12))
 	case m.loading:
@@ -113,7 +116,13 @@ func (m *Model) bottomLine() string {
 		parts = append(parts, m.message)
 	}
 	parts = append(parts, "? help")
-	return m.theme.status.Render(fit(" "+strings.Join(parts, " │ "), w))
+	line := " " + strings.Join(parts, " │ ")
+	if len([]rune(line)) > w && parts[0] != filepath.Base(parts[0]) {
+		// Short of room: the file's name without its directory.
+		parts[0] = filepath.Base(parts[0])
+		line = " " + strings.Join(parts, " │ ")
+	}
+	return m.theme.status.Render(fit(line, w))
 }
 
 // progressBar draws read of total as a bar with a percentage.
