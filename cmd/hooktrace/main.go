@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case opts.readFile != "" && wantTUI(opts, stdout):
-		err = replayTUI(ctx, opts, stdout.(*os.File))
+		err = replayTUI(ctx, opts, stdout.(*os.File), stderr)
 	case opts.readFile != "":
 		err = replay(ctx, opts, stdout, stderr)
 	case opts.dryRun:

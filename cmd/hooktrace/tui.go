@@ -32,7 +32,7 @@ const tuiQueue = 16
 // replayTUI opens the terminal UI on a capture file: the file loads in
 // the background while the list is already usable, the filter expression
 // is the initial display filter.
-func replayTUI(ctx context.Context, o *options, stdout *os.File) error {
+func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Writer) error {
 	if err := tui.CheckFilter(o.filter); err != nil {
 		return &usageError{err: err}
 	}
@@ -44,10 +44,10 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan tui.Batch, tuiQueue)
-	var limited capture.Source = src
-	if o.count > 0 {
-		limited = &countedSource{Source: src, left: o.count}
-	}
+	// Warnings wait until the terminal is given back.
+	held := &heldLog{}
+	defer held.writeTo(stderr)
+	recs := newFileRecords(src, o.count, held.warner(src))
 	feedOpt := tui.FeedOptions{Progress: progress}
 	back, index, err := openIndex(o)
 	if err != nil {
@@ -61,7 +61,8 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File) error {
 			feedOpt.Index = &countedSource{Source: index, left: o.count}
 		}
 	}
-	go tui.Feed(ctx, limited, batches, feedOpt)
+	feedOpt.Journeys.IfName = recs.ifName
+	go tui.FeedRecords(ctx, recs, batches, feedOpt)
 
 	progOpts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(stdout)}
 	if o.readFile == "-" {
@@ -78,6 +79,9 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File) error {
 		Batches: batches,
 		Color:   os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
 		Filter:  o.filter,
+		Counters: func() []tui.Counter {
+			return []tui.Counter{{Name: "messages (shown on quitting)", Value: held.lines()}}
+		},
 	}
 	if back != nil {
 		topt.File = back
