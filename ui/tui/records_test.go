@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/decode"
 	"github.com/hooktrace/hooktrace/nflog"
@@ -140,5 +142,36 @@ func TestFeedRecordsShed(t *testing.T) {
 	}
 	if len(js) != 1 || js[0].Journey == nil || !js[0].Journey.Incomplete {
 		t.Errorf("journeys: %+v", js)
+	}
+}
+
+// TestLiveStatusBar: a live source follows the newest packet, says it is
+// capturing, shows the loss counters above zero, and says when the
+// capture ended.
+func TestLiveStatusBar(t *testing.T) {
+	ch := make(chan Batch, 4)
+	m := New(Options{Source: "live", Batches: ch, Location: time.UTC, Live: true, Counters: func() []Counter {
+		return []Counter{{Name: "dropped by the kernel ring", Value: 12}, {Name: "trace ENOBUFS", Value: 0}}
+	}})
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 30})
+	fr := capture.Frame{Time: fixedNow, LinkType: capture.LinkTypeEthernet, Data: make([]byte, 60), Len: 60}
+	ch <- Batch{Frames: []capture.Frame{fr, fr, fr}, VNIs: make([]uint32, 3), Shed: 4}
+	m.Update(tickMsg(time.Now()))
+	s := screen(m)
+	for _, w := range []string{"live │ capturing │ 3 packets", "4 shed by the UI", "12 dropped by the kernel ring", "[follow]"} {
+		if !strings.Contains(s, w) {
+			t.Errorf("lacks %q:\n%s", w, s)
+		}
+	}
+	if strings.Contains(s, "ENOBUFS") {
+		t.Error("a zero counter is shown")
+	}
+	if m.sel != 2 {
+		t.Errorf("follow: selected %d", m.sel)
+	}
+	ch <- Batch{Frames: []capture.Frame{fr}, VNIs: make([]uint32, 1), Done: true}
+	m.Update(tickMsg(time.Now()))
+	if s := screen(m); !strings.Contains(s, "live │ capture ended │ 4 packets") || m.sel != 3 {
+		t.Errorf("after the end, selected %d:\n%s", m.sel, s)
 	}
 }

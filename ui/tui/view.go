@@ -90,10 +90,14 @@ func (m *Model) bottomLine() string {
 		parts = append(parts, "journeys "+progressBar(m.read, m.total, 12))
 	case m.loading && m.total > 0:
 		parts = append(parts, progressBar(m.read, m.total, 12))
+	case m.loading && m.opt.Live:
+		parts = append(parts, "capturing")
 	case m.loading:
 		parts = append(parts, "loading")
 	case m.loadErr != nil:
 		parts = append(parts, "read error: "+m.loadErr.Error())
+	case m.opt.Live:
+		parts = append(parts, "capture ended")
 	}
 	parts = append(parts, fmt.Sprintf("%d packets", len(m.st.rows)))
 	if m.filt != nil {
