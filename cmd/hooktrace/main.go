@@ -30,7 +30,9 @@ const (
 
 // options is what the command line asked for.
 type options struct {
-	readFile     string
+	readFile     string          // the first -r file
+	readFiles    []string        // every -r file: several are merged in time order
+	timeShifts   []time.Duration // per -r file (--time-shift); nil: none
 	writeFile    string
 	ifaces       []string
 	netns        string
@@ -130,7 +132,9 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	var ifaces stringList
 	fs := flag.NewFlagSet("hooktrace", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.readFile, "r", "", "read packets from `FILE` (pcap or pcapng, optionally gzip-compressed; - for standard input)")
+	var reads, shifts stringList
+	fs.Var(&reads, "r", "read packets from `FILE` (pcap or pcapng, optionally gzip-compressed; - for standard input); repeat to merge several files in time order")
+	fs.Var(&shifts, "time-shift", "with -r: add `FILE=OFFSET` to every time in FILE, e.g. b.pcapng=-1.5ms (a signed duration, or seconds as editcap -t takes them); repeatable")
 	fs.StringVar(&o.writeFile, "w", "", "write captured packets to `FILE` as pcapng (with --print or --json, also print them)")
 	fs.Var(&ifaces, "i", "capture on `IFACE`; repeat for several; any (the default) captures every interface")
 	fs.StringVar(&o.netns, "netns", "", "capture in network namespace `NS`: a name under /run/netns, a path such as /proc/PID/ns/net, pid:N, or all; several separated by commas")
@@ -152,10 +156,13 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&groups, "nflog", "listen to NFLOG `GROUPS` (comma-separated; -i nflog:N is the same) in every namespace captured; without -i, nothing else is captured")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hooktrace [-i IFACE]... [--netns NS] [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n"+
-			"       hooktrace -r FILE [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n\n")
+			"       hooktrace -r FILE [-r FILE]... [--time-shift FILE=OFFSET]... [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := o.readFilesFrom(reads, shifts); err != nil {
 		return nil, err
 	}
 	for _, i := range ifaces {

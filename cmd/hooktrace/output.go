@@ -59,7 +59,11 @@ func openOutput(o *options, stdout io.Writer) (*output, error) {
 		}
 		out.file = f
 		out.fileBuf = bufio.NewWriterSize(f, 1<<20)
-		out.pcapng, err = capture.NewPcapngWriter(out.fileBuf, version)
+		var host capture.Host
+		if o.readFile == "" {
+			host = capture.LocalHost() // a recording says where it was made, for merging
+		}
+		out.pcapng, err = capture.NewPcapngWriterHost(out.fileBuf, version, host)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("write %s: %w", o.writeFile, err)

@@ -30,19 +30,31 @@ func replay(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			return fmt.Errorf("compile filter: %w", err)
 		}
 	}
-	src, err := capture.Open(o.readFile)
-	if err != nil {
-		return err
+	var src recordSource
+	warn := replayWarner(stderr, o.readFile)
+	if merging(o) {
+		m, err := openMerge(o, warn, stderr)
+		if err != nil {
+			return err
+		}
+		src = m
+	} else {
+		f, err := capture.Open(o.readFile)
+		if err != nil {
+			return err
+		}
+		if lts := f.LinkTypes(); len(lts) == 1 && !decode.SupportsLinkType(lts[0]) {
+			f.Close()
+			return fmt.Errorf("%s: unknown link type %d: hooktrace reads Ethernet, Linux cooked (SLL, SLL2), raw IP, loopback and NFLOG captures", f.Path(), lts[0])
+		}
+		src = f
 	}
 	defer src.Close()
-	if lts := src.LinkTypes(); len(lts) == 1 && !decode.SupportsLinkType(lts[0]) {
-		return fmt.Errorf("%s: unknown link type %d: hooktrace reads Ethernet, Linux cooked (SLL, SLL2), raw IP, loopback and NFLOG captures", src.Path(), lts[0])
-	}
 	out, err := openOutput(o, stdout)
 	if err != nil {
 		return err
 	}
-	err = replayRecords(ctx, o, src, match, out, stderr)
+	err = replayRecords(ctx, o, src, match, out, warn)
 	if cerr := out.close(); err == nil {
 		err = cerr
 	}

@@ -84,7 +84,7 @@ func (r *replayJourneys) giveUp() {
 func (r *replayJourneys) custom(c *capture.CustomRecord, warn func(error)) error {
 	r.show = true
 	r.records++
-	got, err := r.rec.Take(c.Kind, c.Payload)
+	got, err := r.rec.TakeRecord(c)
 	if err != nil {
 		warn(err)
 		return nil
@@ -149,17 +149,7 @@ func (r *replayJourneys) finish() error {
 // the trace records and the journeys, until the source ends, ctx ends or
 // limit packets were printed. A damaged file gives what was complete
 // before the damage, journeys included, then the error.
-func replayRecords(ctx context.Context, o *options, src *capture.File, match *filter.Set, out *output, stderr io.Writer) error {
-	warnings := 0
-	warn := func(err error) {
-		warnings++
-		switch {
-		case warnings <= maxReplayWarnings:
-			fmt.Fprintf(stderr, "hooktrace: warning: %v\n", err)
-		case warnings == maxReplayWarnings+1:
-			fmt.Fprintf(stderr, "hooktrace: warning: further warnings about %s are left out\n", src.Path())
-		}
-	}
+func replayRecords(ctx context.Context, o *options, src recordSource, match *filter.Set, out *output, warn func(error)) error {
 	src.OnWarning(warn)
 	j := newReplayJourneys(o, out)
 	err := readRecords(ctx, src, match, out, o.count, j, warn)
@@ -169,7 +159,7 @@ func replayRecords(ctx context.Context, o *options, src *capture.File, match *fi
 	return err
 }
 
-func readRecords(ctx context.Context, src *capture.File, match *filter.Set, out *output, limit uint64, j *replayJourneys, warn func(error)) error {
+func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *output, limit uint64, j *replayJourneys, warn func(error)) error {
 	warned := map[capture.LinkType]bool{}
 	var n, printed uint64
 	for {
