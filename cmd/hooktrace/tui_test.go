@@ -37,10 +37,33 @@ func (s *tmuxSession) typeText(text string) {
 	s.tmux("send-keys", "-t", "ht", "-l", text)
 }
 
+// startTmux starts command (run by sh) in a detached w x h tmux session
+// on a private server, in dir; the server is killed when the test ends.
+func startTmux(t *testing.T, dir string, w, h int, command string) *tmuxSession {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is not installed, and CI installs it")
+		}
+		t.Skip("tmux is not installed (.ci/run installs it)")
+	}
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	s := &tmuxSession{t: t, socket: fmt.Sprintf("hooktrace-test-%d-%s", os.Getpid(), name)}
+	t.Cleanup(func() { exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
+	s.tmux("-f", "/dev/null", "new-session", "-d", "-s", "ht", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), "-c", dir, "sh", "-c", command)
+	return s
+}
+
 // waitFor polls the screen until ok holds, for at most 10 s.
 func (s *tmuxSession) waitFor(what string, ok func(string) bool) string {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	return s.waitUpTo(10*time.Second, what, ok)
+}
+
+// waitUpTo polls the screen until ok holds, for at most d.
+func (s *tmuxSession) waitUpTo(d time.Duration, what string, ok func(string) bool) string {
+	s.t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		scr := s.screen()
 		if ok(scr) {
@@ -61,18 +84,12 @@ func (s *tmuxSession) waitText(text string) string {
 // TestTUIEndToEnd opens fixtures/vxlan.pcap in the terminal UI, moves,
 // expands a layer, filters, opens help, saves and quits.
 func TestTUIEndToEnd(t *testing.T) {
-	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux is not installed (.ci/run installs it)")
-	}
 	fixture, err := filepath.Abs("../../fixtures/vxlan.pcap")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	s := &tmuxSession{t: t, socket: fmt.Sprintf("hooktrace-test-%d", os.Getpid())}
-	t.Cleanup(func() { exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
-	script := fmt.Sprintf("%s -r %s; echo hooktrace-exit=$?; exec sleep 60", hooktraceBin, fixture)
-	s.tmux("-f", "/dev/null", "new-session", "-d", "-s", "ht", "-x", "100", "-y", "30", "-c", dir, "sh", "-c", script)
+	s := startTmux(t, dir, 100, 30, fmt.Sprintf("%s -r %s; echo hooktrace-exit=$?; exec sleep 60", hooktraceBin, fixture))
 
 	s.waitText("14 packets")
 	s.waitText("Frame: 124 bytes on the wire")

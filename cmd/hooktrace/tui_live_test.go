@@ -1,0 +1,166 @@
+package main
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	nstest "github.com/hooktrace/hooktrace/fixtures/netns"
+	"github.com/hooktrace/hooktrace/fixtures/scenario"
+)
+
+// ruleCounters matches the values of counters, which the test's own
+// packets move.
+var ruleCounters = regexp.MustCompile(`counter packets \d+ bytes \d+`)
+
+// netfilterState is what hooktrace may change in a namespace while it
+// traces: the ruleset (counter values aside) and the nf_log backends.
+func netfilterState(t *testing.T, ns string) string {
+	t.Helper()
+	rules := ruleCounters.ReplaceAllString(nstest.Run(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"), "counter")
+	logs := nstest.Run(t, "ip", "netns", "exec", ns, "cat", "/proc/net/netfilter/nf_log")
+	return rules + "\n" + logs
+}
+
+// buildRuleDrop builds the rule-drop scenario: the server's rule `tcp
+// dport 2222 counter drop` drops the client's SYN.
+func buildRuleDrop(t *testing.T) *scenario.Topology {
+	t.Helper()
+	nstest.RequireRoot(t)
+	sc, ok := scenario.Get("rule-drop")
+	if !ok {
+		t.Fatal("no rule-drop scenario")
+	}
+	return sc.Build(t)
+}
+
+// packetsTitle reads the number of packets from the list's title.
+var packetsTitle = regexp.MustCompile(`Packets (\d+)`)
+
+func listed(scr string) int {
+	m := packetsTitle.FindStringSubmatch(scr)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// rowShown says whether the list shows packet number n.
+func rowShown(scr string, n int) bool {
+	return regexp.MustCompile(`(?m)^ *` + strconv.Itoa(n) + ` \d\d:\d\d:\d\d\.`).MatchString(scr)
+}
+
+// TestTUILiveTrace runs the binary on a terminal (tmux) with --trace in
+// the rule-drop scenario: the UI opens on the live capture, the packets
+// the test sends fill the list, which follows the newest; the dropped
+// packet's journey shows the rule and the drop box; q quits and leaves
+// every namespace's ruleset and nf_log backends as they were, and the
+// terminal as it was.
+func TestTUILiveTrace(t *testing.T) {
+	top := buildRuleDrop(t)
+	before := map[string]string{}
+	for _, ns := range top.Namespaces {
+		before[ns] = netfilterState(t, ns)
+	}
+	cmd := fmt.Sprintf("%s --netns %s --trace '%s'; echo hooktrace-exit=$?; exec sleep 60", hooktraceBin, strings.Join(top.Trace, ","), top.Filter)
+	s := startTmux(t, t.TempDir(), 150, 45, cmd)
+	// The UI opens once tracing is in place.
+	s.waitUpTo(30*time.Second, "the live UI", func(scr string) bool { return strings.Contains(scr, "live │ capturing │ 0 packets") })
+
+	if err := top.Send(); err != nil {
+		t.Errorf("send: %v", err)
+	}
+	// The journey closes 2 s after its last record; its rows then say
+	// how it ended.
+	scr := s.waitFor("the dropped packet's rows", func(scr string) bool {
+		return strings.Contains(scr, "10.201.0.2:2222") && strings.Contains(scr, "dropped") && strings.Contains(scr, "[follow]")
+	})
+	first := listed(scr)
+	if first == 0 {
+		t.Fatalf("no packet count in the list's title:\n%s", scr)
+	}
+
+	// Follow mode: more packets than the list holds; the newest is shown,
+	// the first scrolled away.
+	for i := 0; i < 2; i++ {
+		if err := top.Send(); err != nil {
+			t.Errorf("send again: %v", err)
+		}
+	}
+	scr = s.waitFor("the list to follow the newest packets", func(scr string) bool {
+		n := listed(scr)
+		return n >= 3*first && rowShown(scr, n)
+	})
+	if rowShown(scr, 1) {
+		t.Errorf("following, the list still shows packet 1:\n%s", scr)
+	}
+
+	// The first packet (the client's SYN): its journey pane shows the rule
+	// that dropped it, its verdict, and the drop box.
+	s.keys("g")
+	scr = s.waitFor("the journey of packet 1", func(scr string) bool {
+		return rowShown(scr, 1) && strings.Contains(scr, "Dropped in namespace "+top.Trace[1])
+	})
+	for _, want := range []string{"outcome: DROPPED", "inet hxfilter input", "tcp dport 2222 counter drop", "✗ DROP", "┌", "hint:"} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("the journey pane lacks %q:\n%s", want, scr)
+		}
+	}
+	if strings.Contains(scr, "[follow]") {
+		t.Errorf("moving up did not stop following:\n%s", scr)
+	}
+
+	// q: hooktrace removes what it added, gives the terminal back and
+	// then says what it captured.
+	s.keys("q")
+	scr = s.waitUpTo(30*time.Second, "hooktrace to exit", func(scr string) bool { return strings.Contains(scr, "hooktrace-exit=") })
+	if !strings.Contains(scr, "hooktrace-exit=0") {
+		t.Errorf("exit status:\n%s", scr)
+	}
+	if strings.Contains(scr, "Packets") || strings.Contains(scr, "Journey") || strings.Contains(scr, "capturing") {
+		t.Errorf("the UI is left on the terminal:\n%s", scr)
+	}
+	if !strings.Contains(scr, "packets captured") || !strings.Contains(scr, "trace events received") {
+		t.Errorf("the counters are not printed after the UI:\n%s", scr)
+	}
+	for _, ns := range top.Namespaces {
+		if after := netfilterState(t, ns); after != before[ns] {
+			t.Errorf("namespace %s changed:\nbefore:\n%s\nafter:\n%s", ns, before[ns], after)
+		}
+	}
+}
+
+// TestTUIReplayIncident records the rule-drop scenario with --trace -w
+// and opens the file in the UI: the journey pane of the dropped packet
+// shows the recorded rule, its verdict and the drop box, as live.
+func TestTUIReplayIncident(t *testing.T) {
+	top := buildRuleDrop(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "incident.pcapng")
+	recordScenario(t, top, file, syscall.SIGINT)
+	s := startTmux(t, dir, 150, 45, fmt.Sprintf("%s -r %s; echo hooktrace-exit=$?; exec sleep 60", hooktraceBin, file))
+	scr := s.waitFor("the recorded journey", func(scr string) bool {
+		return strings.Contains(scr, "Dropped in namespace "+top.Trace[1])
+	})
+	for _, want := range []string{"dropped", "outcome: DROPPED", "inet hxfilter input", "tcp dport 2222 counter drop", "✗ DROP", "hint:"} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("lacks %q:\n%s", want, scr)
+		}
+	}
+	s.keys("q")
+	scr = s.waitText("hooktrace-exit=")
+	if !strings.Contains(scr, "hooktrace-exit=0") || strings.Contains(scr, "Journey") {
+		t.Errorf("after q:\n%s", scr)
+	}
+	// The file holds no trace record hooktrace could not read.
+	if out, err := exec.Command(hooktraceBin, "-r", file, "--print").CombinedOutput(); err != nil || strings.Contains(string(out), "warning") {
+		t.Errorf("replay: %v\n%s", err, out)
+	}
+}
