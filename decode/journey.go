@@ -119,6 +119,10 @@ type Journey struct {
 	// ascending order: packet n is the one the builder's AddPacket took
 	// n-th, counting from 0 (frames that joined no journey count too).
 	Packets []uint64
+	// Traces and Drops number the same way the trace events (AddTrace
+	// calls) and kernel drops (AddDrop calls) that joined it: with its
+	// packets, the records a replay needs to build it again.
+	Traces, Drops []uint64
 	// Outcome and Drop are set when the journey closes.
 	Outcome Outcome
 	Drop    *Drop

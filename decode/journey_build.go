@@ -61,6 +61,8 @@ type JourneyBuilder struct {
 	nextID  uint64
 	seq     int
 	packets uint64 // AddPacket calls so far
+	traces  uint64 // AddTrace calls so far
+	drops   uint64 // AddDrop calls so far
 	stats   JourneyStats
 	dec     *Decoder
 }
@@ -88,6 +90,7 @@ type jstate struct {
 	frame      capture.Frame // first sighting, copied
 	frameKT    bool          // frame's time is the kernel's
 	incomplete bool
+	quiet      []uint64 // trace events (AddTrace numbers) that joined without a step of their own
 }
 
 // obs is one observation of the packet, before ordering.
@@ -102,6 +105,8 @@ type obs struct {
 	seq   int         // arrival order
 	kt    bool        // Time is the kernel's (frames, NFLOG), not hooktrace's receive time
 	pkt   uint64      // 1 + the number of the packet (AddPacket call) it came from; 0: none
+	trc   uint64      // 1 + the number of the trace event (AddTrace call) it came from; 0: none
+	drp   uint64      // 1 + the number of the kernel drop (AddDrop call) it came from; 0: none
 	mark  uint32
 	proto uint8 // transport protocol of ep
 }
@@ -339,6 +344,7 @@ func (b *JourneyBuilder) merge(into, from *jstate) {
 		}
 	}
 	into.incomplete = into.incomplete || from.incomplete
+	into.quiet = append(into.quiet, from.quiet...)
 }
 
 // add records an observation.
@@ -599,10 +605,11 @@ func (b *JourneyBuilder) addNFLOG(p *Packet, pkt uint64) {
 // and finds (or starts) its journey; the events after it follow by the
 // trace id, per namespace.
 func (b *JourneyBuilder) AddTrace(ev *TraceEvent) {
+	b.traces++
 	b.advance(ev.Time)
 	key := traceKey{ev.Netns, ev.ID}
 	var js *jstate
-	var o obs
+	o := obs{trc: b.traces}
 	if len(ev.Network) > 0 {
 		hdr := append(append(make([]byte, 0, len(ev.Network)+len(ev.Transport)), ev.Network...), ev.Transport...)
 		v, ok := readIP(hdr)
@@ -642,6 +649,7 @@ func (b *JourneyBuilder) AddTrace(ev *TraceEvent) {
 		if js.last.Before(ev.Time) {
 			js.last = ev.Time
 		}
+		js.quiet = append(js.quiet, b.traces-1)
 		return
 	}
 	st := Step{
@@ -685,12 +693,13 @@ func (js *jstate) lastOuter(netns string) bool {
 // within 100 ms, as a probable match. Drops of packets no journey holds
 // are ignored.
 func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
+	b.drops++
 	b.advance(d.Time)
 	st := Step{Time: d.Time, Netns: d.Netns, Kind: StepDrop, Reason: d.Reason, Location: d.Location}
 	if b.opt.IfName != nil && d.Ifindex != 0 {
 		st.Iface = b.opt.IfName(d.Netns, d.Ifindex)
 	}
-	o := obs{step: st, kt: true}
+	o := obs{step: st, kt: true, drp: b.drops}
 	var js *jstate
 	if d.Network != nil {
 		v, ok := readIP(d.Network)
@@ -772,9 +781,18 @@ func (b *JourneyBuilder) close(js *jstate) {
 		if o.pkt != 0 {
 			j.Packets = append(j.Packets, o.pkt-1)
 		}
+		if o.trc != 0 {
+			j.Traces = append(j.Traces, o.trc-1)
+		}
+		if o.drp != 0 {
+			j.Drops = append(j.Drops, o.drp-1)
+		}
 	}
-	slices.Sort(j.Packets)
-	j.Packets = slices.Compact(j.Packets)
+	j.Traces = append(j.Traces, js.quiet...)
+	for _, ns := range []*[]uint64{&j.Packets, &j.Traces, &j.Drops} {
+		slices.Sort(*ns)
+		*ns = slices.Compact(*ns)
+	}
 	if j.Proto == "" && len(j.Frame.Data) > 0 {
 		if v, ok := readIP(ipBytes(b.dec, j.Frame)); ok {
 			j.Proto = protoName(v.proto)
