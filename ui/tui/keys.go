@@ -26,6 +26,7 @@ var keyHelp = [][2]string{
 	{":", "go to packet number"},
 	{"S", "statistics view"},
 	{"p", "pause / resume the view (loading goes on)"},
+	{"P, ., <, >", "playback (--speed): pause/resume, step one packet, slower/faster"},
 	{"w", "write the packets the filter shows to a pcapng file"},
 	{"esc", "cancel the prompt, close help or statistics"},
 	{"mouse", "wheel scrolls the pane under the pointer; click selects a packet or pane"},
@@ -82,6 +83,8 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		if !m.paused {
 			m.refresh()
 		}
+	case "P", ".", "<", ">":
+		m.playbackKey(s)
 	case "/":
 		return m.startInput(inputFilter, m.filterText())
 	case "s":

@@ -48,6 +48,9 @@ type Options struct {
 	// Counters, if set, returns the source's loss counters to show in the
 	// status bar and statistics (name and value, such as "kernel drops").
 	Counters func() []Counter
+	// Playback, if set, paces the source: its keys change the speed,
+	// pause and step, and the status bar shows its state and clock.
+	Playback *Playback
 }
 
 // Counter is a named count a source reports.

@@ -113,6 +113,9 @@ func (m *Model) bottomLine() string {
 			}
 		}
 	}
+	if pb := m.playbackStatus(); pb != "" {
+		parts = append(parts, pb)
+	}
 	if m.paused {
 		parts = append(parts, "PAUSED")
 	}
