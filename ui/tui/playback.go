@@ -100,6 +100,32 @@ func (p *Playback) Next() (capture.Frame, error) {
 	return f, nil
 }
 
+// NextRecord is Next for a source that also reads hooktrace's records
+// beside the frames (a capture.File): the frames are paced, the other
+// records handed on at once. Of another source it gives the frames.
+func (p *Playback) NextRecord() (capture.Record, error) {
+	rr, ok := p.src.(interface {
+		NextRecord() (capture.Record, error)
+	})
+	if !ok {
+		f, err := p.Next()
+		return capture.Record{Frame: f}, err
+	}
+	r, err := rr.NextRecord()
+	switch {
+	case err != nil:
+		p.mu.Lock()
+		p.ended = true
+		p.mu.Unlock()
+		return r, err
+	case r.Custom != nil:
+		return r, nil
+	case !p.hold(r.Frame.Time):
+		return capture.Record{}, io.EOF
+	}
+	return r, nil
+}
+
 // Close stops the playback: a Next that waits returns io.EOF. The source
 // it paces is its opener's to close.
 func (p *Playback) Close() error {

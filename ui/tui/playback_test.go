@@ -447,3 +447,64 @@ func TestPlaybackStepShowsOnePacket(t *testing.T) {
 		t.Errorf("%d packets at the end, want 14", n)
 	}
 }
+
+// recordFrames is a source of frames and, before each, a hooktrace
+// record, as a recording's capture.File reads them.
+type recordFrames struct {
+	frameList
+	custom bool // the next read is the record
+}
+
+func (s *recordFrames) NextRecord() (capture.Record, error) {
+	if len(s.at) > 0 && !s.custom {
+		s.custom = true
+		return capture.Record{Custom: &capture.CustomRecord{Time: fixedNow.Add(s.at[0])}}, nil
+	}
+	s.custom = false
+	f, err := s.Next()
+	return capture.Record{Frame: f}, err
+}
+
+func TestPlaybackRecords(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	pb := NewPlayback(&recordFrames{frameList: frameList{at: []time.Duration{0, time.Second}}}, 1, clock)
+	waits := make(chan time.Duration, 10)
+	pb.onWait = func(d time.Duration) { waits <- d }
+	read := func() capture.Record {
+		t.Helper()
+		r, err := pb.NextRecord()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := read(); r.Custom == nil {
+		t.Fatal("the first record is not the custom one")
+	}
+	if r := read(); r.Custom != nil || !r.Frame.Time.Equal(fixedNow) {
+		t.Fatalf("second record %+v", r)
+	}
+	if r := read(); r.Custom == nil { // records are not paced
+		t.Fatal("the third record is not the custom one")
+	}
+	got := make(chan capture.Record, 1)
+	go func() {
+		r, _ := pb.NextRecord()
+		got <- r
+	}()
+	if d := <-waits; d != time.Second {
+		t.Fatalf("frame waits %v", d)
+	}
+	clock.advance(time.Second)
+	select {
+	case r := <-got:
+		if !r.Frame.Time.Equal(fixedNow.Add(time.Second)) {
+			t.Errorf("frame %+v", r)
+		}
+	case <-time.After(guard):
+		t.Fatal("the frame did not come")
+	}
+	if _, err := pb.NextRecord(); !errors.Is(err, io.EOF) || !pb.State().Ended {
+		t.Errorf("end: %v, %+v", err, pb.State())
+	}
+}
