@@ -7,34 +7,34 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gopacket/gopacket"
-
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/decode"
 	"github.com/hooktrace/hooktrace/nflog"
+	"github.com/hooktrace/hooktrace/ui"
 )
 
 // recorder writes, beside the frames of a `--trace -w FILE` run, what the
 // journeys were built from that the frames do not hold: each trace event,
 // kernel drop and loss the builder took, the names of the interface
 // indexes NFLOG messages and drops carry, and each traced namespace's
-// ruleset at the start. Each is a pcapng custom block (capture.WriteCustom)
-// whose payload is decode's record encoding, so that `hooktrace -r FILE`
-// rebuilds the same journeys.
+// ruleset at the start, through a ui.IncidentWriter (pcapng custom
+// blocks in decode's record encoding), so that `hooktrace -r FILE`
+// rebuilds the same journeys. `explain --save` writes a journey's records
+// through one too.
 type recorder struct {
-	w      *capture.PcapngWriter
-	ifname func(netns string, index int) string
-	warn   func(error)
+	w    *capture.PcapngWriter
+	warn func(error)
 
 	mu     sync.Mutex // the fields below; records come from several goroutines
-	buf    []byte
-	named  map[ifaceRef]bool
+	iw     *ui.IncidentWriter
 	failed bool
 }
 
-type ifaceRef struct {
-	netns string
-	index uint32
+// newRecorder records into w; ifname names an interface index of a
+// namespace as the capture knows it.
+func newRecorder(w *capture.PcapngWriter, ifname func(netns string, index int) string, warn func(error)) *recorder {
+	names := func(netns string, index uint32) string { return ifname(netns, int(index)) }
+	return &recorder{w: w, warn: warn, iw: ui.NewIncidentWriter(w, names)}
 }
 
 // recordIncident makes the journeys record what they take into w (a
@@ -44,23 +44,22 @@ func recordIncident(j *journeys, w *capture.PcapngWriter, refs []nflog.NetnsRef,
 	if w == nil || j == nil {
 		return
 	}
-	r := &recorder{w: w, ifname: ifname, warn: warn, named: map[ifaceRef]bool{}}
+	r := newRecorder(w, ifname, warn)
 	for _, ref := range refs {
 		r.ruleset(ref)
 	}
 	j.rec.Store(r)
 }
 
-// write encodes a record with enc and writes it; the first failure is
-// told once, and recording stops (the frames are still written).
-func (r *recorder) write(kind capture.CustomKind, at time.Time, netns string, enc func([]byte) []byte) {
+// write writes a record with fn; the first failure is told once, and
+// recording stops (the frames are still written).
+func (r *recorder) write(fn func(*ui.IncidentWriter) error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failed {
 		return
 	}
-	r.buf = enc(r.buf[:0])
-	if err := r.w.WriteCustom(kind, at, netns, r.buf); err != nil {
+	if err := fn(r.iw); err != nil {
 		r.failed = true
 		r.warn(fmt.Errorf("recording of trace events stopped: %w", err))
 	}
@@ -68,63 +67,24 @@ func (r *recorder) write(kind capture.CustomKind, at time.Time, netns string, en
 
 // trace records a trace event.
 func (r *recorder) trace(ev *decode.TraceEvent) {
-	r.write(capture.CustomTrace, ev.Time, ev.Netns, func(b []byte) []byte { return decode.AppendTraceRecord(b, ev) })
+	r.write(func(iw *ui.IncidentWriter) error { return iw.Trace(ev) })
 }
 
 // drop records a kernel drop, after the name of its interface.
 func (r *recorder) drop(d *nflog.KernelDrop) {
-	r.iface(d.Netns, d.Ifindex, d.Time)
-	r.write(capture.CustomDrop, d.Time, d.Netns, func(b []byte) []byte { return decode.AppendDropRecord(b, d) })
+	r.write(func(iw *ui.IncidentWriter) error { return iw.Drop(d) })
 }
 
 // loss records that events were lost.
 func (r *recorder) loss(l decode.LossNotice) {
-	r.write(capture.CustomLoss, l.Time, l.Netns, func(b []byte) []byte { return decode.AppendLossRecord(b, &l) })
+	r.write(func(iw *ui.IncidentWriter) error { return iw.Loss(&l) })
 }
 
-// frame records the names of the interfaces an NFLOG message names. It is
-// called before the frame is queued for writing, so the names come first
-// in the file.
+// frame records the names of the interfaces a frame names. It is called
+// before the frame is queued for writing, so the names come first in the
+// file.
 func (r *recorder) frame(f *capture.Frame) {
-	if f.Ifindex != 0 && f.Iface != "" {
-		// pcapng keeps the name only: the index is recorded for the
-		// frame's metadata on replay.
-		r.ifaceNamed(f.Netns, uint32(f.Ifindex), f.Iface, f.Time)
-	}
-	if f.LinkType != capture.LinkTypeNFLOG {
-		return
-	}
-	var n decode.NFLOG
-	n.DecodeFromBytes(f.Data, gopacket.NilDecodeFeedback) // what it read before an error is used
-	r.iface(f.Netns, n.Indev, f.Time)
-	r.iface(f.Netns, n.Outdev, f.Time)
-}
-
-// iface records an interface index's name the first time it is needed.
-func (r *recorder) iface(netns string, index uint32, at time.Time) {
-	if index != 0 && !r.isNamed(netns, index) {
-		r.ifaceNamed(netns, index, r.ifname(netns, int(index)), at)
-	}
-}
-
-func (r *recorder) isNamed(netns string, index uint32) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.named[ifaceRef{netns, index}]
-}
-
-// ifaceNamed records an interface index's name unless it was recorded.
-func (r *recorder) ifaceNamed(netns string, index uint32, name string, at time.Time) {
-	k := ifaceRef{netns, index}
-	r.mu.Lock()
-	done := r.named[k]
-	r.named[k] = true
-	r.mu.Unlock()
-	if done || name == "" {
-		return
-	}
-	n := decode.InterfaceName{Netns: netns, Index: index, Name: name}
-	r.write(capture.CustomInterface, at, netns, func(b []byte) []byte { return decode.AppendInterfaceRecord(b, &n) })
+	r.write(func(iw *ui.IncidentWriter) error { return iw.Names(f) })
 }
 
 // ruleset records a namespace's chains and rules, as nft lists them. A
@@ -137,7 +97,7 @@ func (r *recorder) ruleset(ref nflog.NetnsRef) {
 		return
 	}
 	s := decode.RulesetSnapshot{Time: time.Now(), Netns: ref.Name, Text: rulesetText(rs)}
-	r.write(capture.CustomRuleset, s.Time, s.Netns, func(b []byte) []byte { return decode.AppendRulesetRecord(b, &s) })
+	r.write(func(iw *ui.IncidentWriter) error { return iw.Ruleset(&s) })
 }
 
 // rulesetText lists a ruleset in nft's syntax with rule handles, without
