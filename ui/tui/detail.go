@@ -55,8 +55,8 @@ func (m *Model) ensureDetail() *detail {
 // joined it, as the loader did over the whole input.
 func (m *Model) rebuildJourney(jid uint32) *decode.Journey {
 	sum := m.st.journeys[jid]
-	if sum.full != nil {
-		return sum.full
+	if j := m.st.full[jid]; j != nil {
+		return j
 	}
 	b := decode.NewJourneyBuilder(decode.JourneyOptions{})
 	dec := decode.NewDecoder()

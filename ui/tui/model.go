@@ -7,6 +7,7 @@ package tui
 import (
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"charm.land/bubbles/v2/textinput"
@@ -156,6 +157,11 @@ func New(opt Options) *Model {
 	m.detail.row = -1
 	if opt.File != nil {
 		m.st.file = newBlockCache(opt.File)
+		if st, ok := opt.File.(interface{ Stat() (os.FileInfo, error) }); ok {
+			if fi, err := st.Stat(); err == nil {
+				m.st.fileSize = fi.Size()
+			}
+		}
 	}
 	if opt.Filter != "" {
 		if f, err := compileFilter(opt.Filter); err != nil {

@@ -84,10 +84,11 @@ func (m *Model) statsLines() []string {
 		if row.jid != 0 && !seenJ[row.jid] {
 			seenJ[row.jid] = true
 			j := m.st.journeys[row.jid]
-			add(outcomes, string(j.outcome), 0)
+			outcome := outcomeNames[j.outcome]
+			add(outcomes, string(outcome), 0)
 			for _, a := range m.st.sets[j.attrs] {
 				s := m.st.strs[a]
-				if (strings.HasPrefix(s, "reason=") || strings.HasPrefix(s, "chain=")) && (j.outcome == "dropped" || j.outcome == "rejected") {
+				if (strings.HasPrefix(s, "reason=") || strings.HasPrefix(s, "chain=")) && (outcome == "dropped" || outcome == "rejected") {
 					add(reasons, strings.Replace(s, "=", " ", 1), 0)
 				}
 			}

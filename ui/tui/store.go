@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -31,14 +32,29 @@ type row struct {
 	dir     capture.Direction
 }
 
-// journeySum is what the list keeps of a journey; the journey itself is
-// rebuilt from its rows when it is shown.
+// journeySum is what the list keeps of a journey, 24 bytes; the journey
+// itself is rebuilt from its rows when it is shown, unless the source
+// gave it whole (store.full).
 type journeySum struct {
 	id          uint64
-	outcome     decode.Outcome
 	first, last uint32 // rows
 	attrs       uint32 // interned attribute set: namespaces, hooks, chains
-	full        *decode.Journey
+	outcome     uint8  // index into outcomeNames
+}
+
+// outcomeNames are the outcomes journeySum.outcome indexes; 0: none.
+var outcomeNames = [...]decode.Outcome{"", decode.OutcomeDelivered, decode.OutcomeForwarded, decode.OutcomeSent,
+	decode.OutcomeDropped, decode.OutcomeRejected, decode.OutcomeUnknown}
+
+// outcomeCode returns o's index in outcomeNames; an outcome it does not
+// know is taken for unknown.
+func outcomeCode(o decode.Outcome) uint8 {
+	for i, n := range outcomeNames {
+		if n == o {
+			return uint8(i)
+		}
+	}
+	return uint8(len(outcomeNames) - 1)
 }
 
 // store holds every packet loaded, in arrival order.
@@ -46,11 +62,14 @@ type store struct {
 	rows     []row
 	chunks   [][]byte
 	file     *blockCache // the capture file the rows point into; nil: chunks
+	fileSize int64       // its size, to reserve rows for all of it
+	last     [3]interned // the strings of the last row, looked up again cheaply
 	readErr  error       // the first failure to read the file again
 	strs     []string
 	strIdx   map[string]uint16
-	journeys []journeySum // index 0 unused
-	sets     [][]uint16   // interned attribute sets, index 0 empty
+	journeys []journeySum               // index 0 unused
+	full     map[uint32]*decode.Journey // journeys the source gave whole, by index
+	sets     [][]uint16                 // interned attribute sets, index 0 empty
 	setIdx   map[string]uint32
 	bytes    uint64
 	// What the list's columns need to know of every row.
@@ -60,7 +79,24 @@ type store struct {
 
 func newStore() *store {
 	return &store{strs: []string{""}, strIdx: map[string]uint16{"": 0},
-		journeys: make([]journeySum, 1), sets: [][]uint16{nil}, setIdx: map[string]uint32{"": 0}}
+		journeys: make([]journeySum, 1), full: map[uint32]*decode.Journey{}, sets: [][]uint16{nil}, setIdx: map[string]uint32{"": 0}}
+}
+
+// interned is a string and its index.
+type interned struct {
+	s string
+	i uint16
+}
+
+// internLast interns v, remembering it in slot k of the last row's
+// strings: rows in a row mostly share namespace and interface.
+func (s *store) internLast(k int, v string) uint16 {
+	if l := &s.last[k]; l.s == v && (v != "" || l.i == 0) {
+		return l.i
+	}
+	i := s.intern(v)
+	s.last[k] = interned{v, i}
+	return i
 }
 
 // intern returns the index of s; past 65535 distinct strings the last
@@ -94,14 +130,22 @@ func (s *store) add(f capture.Frame, vni uint32) {
 // addAt appends a frame whose caplen bytes are in the backing file at
 // off; its Data are not looked at.
 func (s *store) addAt(f capture.Frame, off int64, caplen uint32, vni uint32) {
+	if len(s.rows) == cap(s.rows) && s.fileSize > 0 && off > s.fileSize/8 {
+		// Room for the rest of the file at the rows' size so far, so
+		// that the list is not copied again and again as it grows
+		// (estimated once an eighth of the file is read: packets at the
+		// start of a capture are often smaller than the rest).
+		est := int(float64(len(s.rows))*float64(s.fileSize)/float64(off)*1.05) + 1024
+		s.rows = slices.Grow(s.rows, est-len(s.rows))
+	}
 	s.addRow(f, off, int(caplen), vni)
 }
 
 func (s *store) addRow(f capture.Frame, pos int64, n int, vni uint32) {
 	s.rows = append(s.rows, row{
 		t: f.Time.UnixNano(), pos: pos, caplen: uint32(n), wirelen: uint32(max(f.Len, n)),
-		vni: vni, ifindex: int32(f.Ifindex), lt: f.LinkType, netns: s.intern(f.Netns), iface: s.intern(f.Iface),
-		comment: s.intern(f.Comment), dir: f.Dir,
+		vni: vni, ifindex: int32(f.Ifindex), lt: f.LinkType, netns: s.internLast(0, f.Netns), iface: s.internLast(1, f.Iface),
+		comment: s.internLast(2, f.Comment), dir: f.Dir,
 	})
 	s.bytes += uint64(n)
 	s.nsWidth = max(s.nsWidth, len(f.Netns))
@@ -231,8 +275,15 @@ func (s *store) addJourney(j JourneyInfo) {
 		s.sets = append(s.sets, ids)
 		s.setIdx[key] = set
 	}
+	if len(s.journeys) == cap(s.journeys) && cap(s.rows) > cap(s.journeys) && s.file != nil {
+		// Journeys come as many as rows at most: the same room.
+		s.journeys = slices.Grow(s.journeys, cap(s.rows)-len(s.journeys))
+	}
 	jid := uint32(len(s.journeys))
-	sum := journeySum{id: j.ID, outcome: j.Outcome, first: j.Rows[0], last: j.Rows[0], attrs: set, full: j.Journey}
+	sum := journeySum{id: j.ID, outcome: outcomeCode(j.Outcome), first: j.Rows[0], last: j.Rows[0], attrs: set}
+	if j.Journey != nil {
+		s.full[jid] = j.Journey
+	}
 	for _, r := range j.Rows {
 		if int(r) >= len(s.rows) {
 			continue
@@ -246,7 +297,7 @@ func (s *store) addJourney(j JourneyInfo) {
 
 // outcome returns the outcome of row i's journey, "" when it has none.
 func (s *store) outcome(i int) decode.Outcome {
-	return s.journeys[s.rows[i].jid].outcome
+	return outcomeNames[s.journeys[s.rows[i].jid].outcome]
 }
 
 // hasAttr says whether row i's journey has attribute v.
