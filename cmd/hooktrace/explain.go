@@ -30,6 +30,7 @@ type explainRun struct {
 	// fallback is the first matching journey only trace events showed.
 	fallback *decode.Journey
 	dec      *decode.Decoder // used by the journeys' goroutine only
+	save     *journeySaver   // --save: the journeys shown are written to a file
 	filter   string
 	where    string // the namespaces, for the waiting line
 }
@@ -52,8 +53,9 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	count := fs.Int("count", 1, "explain the first `N` packets that match")
 	fs.BoolVar(&o.json, "json", false, "print journey records (NDJSON) instead of timelines")
 	fs.IntVar(&o.traceRate, "trace-rate", 1000, "packets per second each tracing rule may select; 0 for no limit")
+	save := fs.String("save", "", "write the journey to `FILE` (pcapng with its packets, trace events and kernel drops; hooktrace -r FILE replays it) and a Markdown summary for an issue beside it (FILE with .md for .pcapng)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: hooktrace explain [--netns NS] [--timeout D] [--count N] [--json] FILTER EXPRESSION\n\n"+
+		fmt.Fprintf(stderr, "usage: hooktrace explain [--netns NS] [--timeout D] [--count N] [--json] [--save FILE] FILTER EXPRESSION\n\n"+
 			"Traces the packets the expression selects, prints the journey of the first\n"+
 			"(where it went, which rules judged it, how it ended and what to change), and\n"+
 			"exits 0 if it was delivered or forwarded, 1 if dropped, rejected or lost\n"+
@@ -98,10 +100,26 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.netns != "" {
 		o.explain.where = o.netns
 	}
+	if *save != "" {
+		if o.explain.save, err = newJourneySaver(*save); err != nil {
+			fmt.Fprintf(stderr, "hooktrace: %v\n", err)
+			return exitUsage
+		}
+	}
 	if err := captureLive(ctx, &o, stdout, stderr); err != nil {
 		return report(err, stderr)
 	}
-	return o.explain.exitCode(stderr, *timeout)
+	code := o.explain.exitCode(stderr, *timeout)
+	if s := o.explain.save; s != nil {
+		msg, err := s.close()
+		if err != nil {
+			return report(err, stderr)
+		}
+		if msg != "" {
+			fmt.Fprintf(stderr, "hooktrace: %s\n", msg)
+		}
+	}
+	return code
 }
 
 // take is the journeys' emit function in explain mode: it keeps the
@@ -133,6 +151,9 @@ func (e *explainRun) take(j *decode.Journey, print func(*decode.Journey)) {
 	e.shown = append(e.shown, j)
 	done := len(e.shown) == e.want
 	e.mu.Unlock()
+	if e.save != nil {
+		e.save.keep(j)
+	}
 	print(j)
 	if done {
 		e.stop()
@@ -181,6 +202,9 @@ func (e *explainRun) finish(print func(*decode.Journey)) {
 	defer e.mu.Unlock()
 	if len(e.shown) == 0 && e.fallback != nil {
 		e.shown = append(e.shown, e.fallback)
+		if e.save != nil {
+			e.save.keep(e.fallback)
+		}
 		print(e.fallback)
 	}
 }

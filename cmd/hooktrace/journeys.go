@@ -39,6 +39,8 @@ type journeys struct {
 	losses func() map[string]uint64
 	// rec, when set (--trace -w), records what the builder takes.
 	rec atomic.Pointer[recorder]
+	// log, when set (explain --save), keeps what the builder takes.
+	log atomic.Pointer[inputLog]
 }
 
 // journeyInput is one record for the builder.
@@ -64,6 +66,9 @@ func (j *journeys) run() {
 	lossSeen := map[string]uint64{}
 	take := func(in journeyInput) {
 		j.record(in)
+		if l := j.log.Load(); l != nil {
+			l.add(in)
+		}
 		switch {
 		case in.Frame != nil:
 			j.b.AddPacket(dec.Decode(*in.Frame))

@@ -46,6 +46,9 @@ func newPrintOutput(o *options, run *liveRun, stdout io.Writer) (*printOutput, e
 	})
 	out.tap = p.paths
 	recordIncident(p.paths, out.pcapng, run.refs, run.live.InterfaceName, run.warn) // with -w: trace events, drops, rulesets
+	if o.explain != nil && o.explain.save != nil {
+		o.explain.save.start(p.paths, run.refs, run.live.InterfaceName) // explain --save: the journeys keep their records
+	}
 	p.traces = traceTee{print: out.traces, j: p.paths}
 	return p, nil
 }
