@@ -33,6 +33,7 @@ type options struct {
 	readFile     string          // the first -r file
 	readFiles    []string        // every -r file: several are merged in time order
 	timeShifts   []time.Duration // per -r file (--time-shift); nil: none
+	speed        int             // --speed: replay in the terminal UI at N times real time; 0 as fast as possible
 	writeFile    string
 	ifaces       []string
 	netns        string
@@ -135,6 +136,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	var reads, shifts stringList
 	fs.Var(&reads, "r", "read packets from `FILE` (pcap or pcapng, optionally gzip-compressed; - for standard input); repeat to merge several files in time order")
 	fs.Var(&shifts, "time-shift", "with -r: add `FILE=OFFSET` to every time in FILE, e.g. b.pcapng=-1.5ms (a signed duration, or seconds as editcap -t takes them); repeatable")
+	fs.IntVar(&o.speed, "speed", 0, "with -r in the terminal UI: play the file back at `N` times the speed it was captured (1, 2, 10; keys P, ., <, > pause, step and change it); 0, the default, loads it as fast as possible")
 	fs.StringVar(&o.writeFile, "w", "", "write captured packets to `FILE` as pcapng (with --print or --json, also print them)")
 	fs.Var(&ifaces, "i", "capture on `IFACE`; repeat for several; any (the default) captures every interface")
 	fs.StringVar(&o.netns, "netns", "", "capture in network namespace `NS`: a name under /run/netns, a path such as /proc/PID/ns/net, pid:N, or all; several separated by commas")
@@ -203,6 +205,12 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.snaplen <= 0 {
 		return nil, fmt.Errorf("-s %d: the snap length must be positive", o.snaplen)
+	}
+	switch {
+	case o.speed < 0:
+		return nil, fmt.Errorf("--speed %d: give 1 for real time, 2 or 10 for faster, 0 for as fast as possible", o.speed)
+	case o.speed > 0 && (o.readFile == "" || o.print || o.json || o.writeFile != ""):
+		return nil, errors.New("--speed plays a capture file back in the terminal UI: give -r FILE, without --print, --json or -w")
 	}
 	return &o, nil
 }

@@ -73,6 +73,9 @@ func TestBadInputIsOneLine(t *testing.T) {
 		{"missing interface", []string{"-i", "hxtnosuch0", "--json"}, exitUsage, 0, "interface hxtnosuch0: no such interface"},
 		{"-r with -i", []string{"-r", "x.pcap", "-i", "eth0"}, exitUsage, 0, "does not go with -i"},
 		{"bad flag", []string{"--bogus"}, exitUsage, 0, "flag provided but not defined"},
+		{"--speed without -r", []string{"--speed", "1", "--json"}, exitUsage, 0, "--speed plays a capture file back in the terminal UI"},
+		{"--speed with --print", []string{"--speed", "2", "--print", "-r", filepath.Join(dir, "good.pcap")}, exitUsage, 0, "without --print"},
+		{"negative --speed", []string{"--speed", "-1", "-r", filepath.Join(dir, "good.pcap")}, exitUsage, 0, "--speed -1: give 1 for real time"},
 		{"count", []string{"-c", "2", "-r", filepath.Join(dir, "good.pcap")}, exitOK, 2, ""},
 		{"filter keeps none", []string{"-r", filepath.Join(dir, "good.pcap"), "tcp"}, exitOK, 0, ""},
 	} {

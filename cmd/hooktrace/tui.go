@@ -47,7 +47,6 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 	// Warnings wait until the terminal is given back.
 	held := &heldLog{}
 	defer held.writeTo(stderr)
-	recs := newFileRecords(src, o.count, held.warner(src))
 	feedOpt := tui.FeedOptions{Progress: progress}
 	back, index, err := openIndex(o)
 	if err != nil {
@@ -61,6 +60,11 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 			feedOpt.Index = &countedSource{Source: index, left: o.count}
 		}
 	}
+	pb, journeySrc := startPlayback(o, &feedOpt, src)
+	if pb != nil {
+		defer pb.Close()
+	}
+	recs := newFileRecords(journeySrc, o.count, held.warner(src))
 	feedOpt.Journeys.IfName = recs.ifName
 	go tui.FeedRecords(ctx, recs, batches, feedOpt)
 
@@ -82,6 +86,7 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 		Counters: func() []tui.Counter {
 			return []tui.Counter{{Name: "messages (shown on quitting)", Value: held.lines()}}
 		},
+		Playback: pb,
 	}
 	if back != nil {
 		topt.File = back
