@@ -20,6 +20,18 @@ type MarkdownOptions struct {
 	Recording string
 }
 
+// MarkdownPath is where the Markdown summary of a saved journey goes,
+// beside its pcapng file: the name with .md in place of .pcapng or .pcap
+// (or added).
+func MarkdownPath(pcapng string) string {
+	for _, ext := range []string{".pcapng", ".pcap"} {
+		if base, ok := strings.CutSuffix(pcapng, ext); ok && base != "" && !strings.HasSuffix(base, "/") {
+			return base + ".md"
+		}
+	}
+	return pcapng + ".md"
+}
+
 // WriteMarkdown writes journeys as a Markdown summary to paste into an
 // issue: for each, a table (outcome, packet, time, path, who dropped it,
 // the kernel's reason), why it stopped, the rule's text and the hint as

@@ -96,7 +96,7 @@ func (l *inputLog) journey(j *decode.Journey) (recs []ui.JourneyRecord, ok bool)
 // kernel drops, with the names of the interfaces they need and the
 // rulesets of the namespaces it crossed), which `hooktrace -r FILE`
 // builds into the same journey; and beside it a Markdown summary
-// (markdownPath).
+// (ui.MarkdownPath).
 type journeySaver struct {
 	path     string
 	log      *inputLog
@@ -115,23 +115,12 @@ type journeySaver struct {
 // journey is kept.
 func newJourneySaver(path string) (*journeySaver, error) {
 	if strings.HasSuffix(path, ".md") {
-		return nil, fmt.Errorf("--save %s: give the name of the pcapng file; the Markdown summary is written beside it (%s)", path, markdownPath(path+".pcapng"))
+		return nil, fmt.Errorf("--save %s: give the name of the pcapng file; the Markdown summary is written beside it (%s)", path, ui.MarkdownPath(path+".pcapng"))
 	}
 	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("--save %s: no directory %s to write it in", path, filepath.Dir(path))
 	}
 	return &journeySaver{path: path, rulesets: map[string]bool{}}, nil
-}
-
-// markdownPath is where the summary of a saved journey goes: the pcapng
-// file's name with .md for its .pcapng or .pcap.
-func markdownPath(path string) string {
-	for _, ext := range []string{".pcapng", ".pcap"} {
-		if base, ok := strings.CutSuffix(path, ext); ok && base != "" && !strings.HasSuffix(base, "/") {
-			return base + ".md"
-		}
-	}
-	return path + ".md"
 }
 
 // start makes the journeys keep their records for the saver; call before
@@ -227,7 +216,7 @@ func (s *journeySaver) close() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.path, err)
 	}
-	md := markdownPath(s.path)
+	md := ui.MarkdownPath(s.path)
 	mf, err := os.Create(md)
 	if err != nil {
 		return "", fmt.Errorf("save the summary: %w", err)

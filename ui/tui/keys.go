@@ -28,6 +28,7 @@ var keyHelp = [][2]string{
 	{"p", "pause / resume the view (loading goes on)"},
 	{"P, ., <, >", "playback (--speed): pause/resume, step one packet, slower/faster"},
 	{"w", "write the packets the filter shows to a pcapng file"},
+	{"W", "write the selected packet's journey: its packets to a pcapng file, a Markdown summary beside it (.md)"},
 	{"esc", "cancel the prompt, close help or statistics"},
 	{"mouse", "wheel scrolls the pane under the pointer; click selects a packet or pane"},
 }
@@ -93,6 +94,12 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		return m.startInput(inputGoto, "")
 	case "w":
 		return m.startInput(inputSave, m.saveName())
+	case "W":
+		if j, _ := m.selectedJourney(); j == nil {
+			m.setMessage("no journey to save: this packet has none (yet)")
+			return nil
+		}
+		return m.startInput(inputSaveJourney, m.saveJourneyName())
 	case "n":
 		m.findNext(1)
 	case "N":
@@ -225,12 +232,16 @@ func (m *Model) submit() {
 			return
 		}
 		m.gotoPacket(n)
-	case inputSave:
+	case inputSave, inputSaveJourney:
 		if v == "" {
 			m.inputErr = "a file name"
 			return
 		}
-		m.save(v)
+		if m.mode == inputSave {
+			m.save(v)
+		} else {
+			m.saveJourney(v)
+		}
 	}
 	m.mode = inputNone
 	m.input.Blur()

@@ -80,6 +80,7 @@ const (
 	inputSearch
 	inputGoto
 	inputSave
+	inputSaveJourney
 )
 
 type timeMode int

@@ -73,7 +73,7 @@ func (m *Model) paneView(p pane, r rect) []string {
 func (m *Model) bottomLine() string {
 	w := m.width
 	if m.mode != inputNone {
-		label := map[inputMode]string{inputFilter: "filter: ", inputSearch: "search: ", inputGoto: "go to packet: ", inputSave: "save to: "}[m.mode]
+		label := map[inputMode]string{inputFilter: "filter: ", inputSearch: "search: ", inputGoto: "go to packet: ", inputSave: "save to: ", inputSaveJourney: "save journey to: "}[m.mode]
 		if m.inputErr == "" {
 			m.input.SetWidth(max(10, w-len(label)-2))
 			return label + m.input.View()
