@@ -186,3 +186,18 @@ func (o *options) readFilesFrom(reads, shifts []string) error {
 	}
 	return nil
 }
+
+// openTUISource opens what the terminal UI reads: the -r file, with a
+// count of the bytes read for the progress bar, or the -r files merged.
+// What a merge has to say is held in held until the terminal is given
+// back.
+func openTUISource(o *options, held *heldLog) (capture.Source, func() (int64, int64), func(), error) {
+	if !merging(o) {
+		return openCounted(o.readFile)
+	}
+	m, err := openMerge(o, replayWarner(held, o.readFile), held)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return m, m.Progress, func() { m.Close() }, nil
+}

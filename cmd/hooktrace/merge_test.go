@@ -416,3 +416,22 @@ func splitRecording(t *testing.T, in string, files map[string]string) {
 		}
 	}
 }
+
+// TestMergeTUI opens two captures merged in the terminal UI: the list
+// holds both files' packets, in time order, each file's shown by its
+// label (the captures' unnamed namespaces are qualified).
+func TestMergeTUI(t *testing.T) {
+	a, err := filepath.Abs("../../fixtures/vxlan.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := filepath.Abs("../../fixtures/icmp.pcap")
+	s := startTmux(t, t.TempDir(), 120, 30, fmt.Sprintf("%s -r %s -r %s --time-shift icmp.pcap=+1ms; echo hooktrace-exit=$?; exec sleep 60", hooktraceBin, a, b))
+	s.waitText("24 packets")
+	scr := s.waitText("vxlan.pcap + ")
+	if !strings.Contains(scr, "icmp") || !strings.Contains(scr, "vxlan") {
+		t.Errorf("the list does not say which file each packet came from:\n%s", scr)
+	}
+	s.keys("q")
+	s.waitText("hooktrace-exit=0")
+}

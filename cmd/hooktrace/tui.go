@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	tea "charm.land/bubbletea/v2"
@@ -36,7 +37,10 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 	if err := tui.CheckFilter(o.filter); err != nil {
 		return &usageError{err: err}
 	}
-	src, progress, closeIn, err := openCounted(o.readFile)
+	// Warnings wait until the terminal is given back.
+	held := &heldLog{}
+	defer held.writeTo(stderr)
+	src, progress, closeIn, err := openTUISource(o, held)
 	if err != nil {
 		return err
 	}
@@ -44,9 +48,6 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan tui.Batch, tuiQueue)
-	// Warnings wait until the terminal is given back.
-	held := &heldLog{}
-	defer held.writeTo(stderr)
 	feedOpt := tui.FeedOptions{Progress: progress}
 	back, index, err := openIndex(o)
 	if err != nil {
@@ -79,7 +80,7 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 		progOpts = append(progOpts, tea.WithInput(tty))
 	}
 	topt := tui.Options{
-		Source:  o.readFile,
+		Source:  strings.Join(o.readFiles, " + "),
 		Batches: batches,
 		Color:   os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
 		Filter:  o.filter,
@@ -107,7 +108,7 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 // to read shown frames again, so that none is kept in memory. Both are
 // nil otherwise.
 func openIndex(o *options) (*os.File, *capture.File, error) {
-	if o.readFile == "-" {
+	if o.readFile == "-" || merging(o) {
 		return nil, nil, nil
 	}
 	index, err := capture.Open(o.readFile)

@@ -63,7 +63,7 @@ func (r *fileRecords) NextRecord() (tui.Record, error) {
 			r.rec.FillIndex(&r.frame)
 			return tui.Record{Frame: &r.frame}, nil
 		}
-		got, err := r.rec.Take(c.Custom.Kind, c.Custom.Payload)
+		got, err := r.rec.TakeRecord(c.Custom) // a merge's time shift and renames apply
 		switch {
 		case err != nil:
 			r.warn(err)
