@@ -47,6 +47,7 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 	defer closeIn()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go holdMemory(ctx)
 	batches := make(chan tui.Batch, tuiQueue)
 	feedOpt := tui.FeedOptions{Progress: progress}
 	back, index, err := openIndex(o)
