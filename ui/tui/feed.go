@@ -110,6 +110,10 @@ func FeedRecords(ctx context.Context, src RecordSource, out chan<- Batch, opt Fe
 		opt.Journeys.MaxOpen = 1024
 	}
 	jt := newJourneyTracker(opt.Journeys)
+	// The bytes of a batch's frames are copied into buffers of up to
+	// 1 MiB, smaller for small batches (a paced replay sends frames one
+	// at a time).
+	bufSize := min(1<<20, opt.MaxFrames*2048)
 	var ix *indexer
 	if opt.Index != nil {
 		ix = newIndexer()
@@ -175,10 +179,10 @@ func FeedRecords(ctx context.Context, src RecordSource, out chan<- Batch, opt Fe
 			b.Frames = append(b.Frames, f)
 		default:
 			if buf == nil {
-				buf = make([]byte, 0, 1<<20)
+				buf = make([]byte, 0, bufSize)
 			}
 			if len(buf)+len(f.Data) > cap(buf) {
-				buf = make([]byte, 0, max(1<<20, len(f.Data)))
+				buf = make([]byte, 0, max(bufSize, len(f.Data)))
 			}
 			o := len(buf)
 			buf = append(buf, f.Data...)
