@@ -42,6 +42,7 @@ type screenOutput struct {
 	ended  chan struct{} // closed when the capture's frames end
 	shed   atomic.Uint64
 	feed   tui.FeedStats
+	routes *routeCache                   // with --trace
 	counts atomic.Pointer[[]tui.Counter] // read on the tick, shown on every redraw
 }
 
@@ -77,6 +78,8 @@ func (s *screenOutput) run(live *capture.Live, stop func()) error {
 	opt := tui.FeedOptions{Shed: s.shed.Load, Stats: &s.feed, MaxDelay: screenTick}
 	if s.src.trace {
 		opt.Journeys = s.src.journeyOptions()
+		s.routes = newRouteCache(opt.Journeys.Route, time.Now)
+		opt.Journeys.Route = s.routes.route
 	} else {
 		opt.Journeys.IfName = s.src.journeyOptions().IfName
 	}
@@ -177,6 +180,7 @@ func (s *screenOutput) readCounters() *[]tui.Counter {
 		{Name: "trace ENOBUFS", Value: enobufs},
 		{Name: "NFLOG lost", Value: nflogLost},
 		{Name: "journeys closed early", Value: s.feed.Evicted.Load()},
+		{Name: "route steps left out", Value: s.routes.skipped()},
 		{Name: "messages (shown on quitting)", Value: s.held.lines()},
 	}
 	return &c
@@ -247,4 +251,75 @@ func (h *heldLog) writeTo(w io.Writer) {
 	if h.left > 0 {
 		fmt.Fprintf(w, "hooktrace: %d more bytes of messages were left out\n", h.left)
 	}
+}
+
+// Route questions: an answer is reused for routeCacheTTL, at most
+// routeCacheMax answers are kept, and the kernel is asked at most
+// routeBudget times a second.
+const (
+	routeCacheTTL = time.Second
+	routeCacheMax = 4096
+	routeBudget   = 500
+)
+
+// routeCache stands between the journeys of the terminal UI and the
+// kernel's routing lookups. The UI's feed builds the journeys and lists
+// the packets in one goroutine, and each journey asks how its packet was
+// routed when it closes: a netlink round trip per packet of a flood would
+// hold the list back. Repeated questions (one flow's packets) are answered
+// from memory; past the budget, route steps are left out and counted. It
+// is used by one goroutine.
+type routeCache struct {
+	ask     func(string, nflog.RouteQuery) (nflog.RouteDecision, bool)
+	now     func() time.Time
+	answers map[routeQuestion]routeAnswer
+	since   time.Time // start of the current second's budget
+	asked   int
+	left    atomic.Uint64 // questions not asked: over budget
+}
+
+type routeQuestion struct {
+	netns string
+	q     nflog.RouteQuery
+}
+
+type routeAnswer struct {
+	d  nflog.RouteDecision
+	ok bool
+	at time.Time
+}
+
+func newRouteCache(ask func(string, nflog.RouteQuery) (nflog.RouteDecision, bool), now func() time.Time) *routeCache {
+	return &routeCache{ask: ask, now: now, answers: map[routeQuestion]routeAnswer{}}
+}
+
+// route answers as JourneyOptions.Route does.
+func (c *routeCache) route(netns string, q nflog.RouteQuery) (nflog.RouteDecision, bool) {
+	now := c.now()
+	k := routeQuestion{netns, q}
+	if a, ok := c.answers[k]; ok && now.Sub(a.at) < routeCacheTTL {
+		return a.d, a.ok
+	}
+	if now.Sub(c.since) >= time.Second {
+		c.since, c.asked = now, 0
+	}
+	if c.asked >= routeBudget {
+		c.left.Add(1)
+		return nflog.RouteDecision{}, false
+	}
+	c.asked++
+	d, ok := c.ask(netns, q)
+	if len(c.answers) >= routeCacheMax {
+		clear(c.answers)
+	}
+	c.answers[k] = routeAnswer{d: d, ok: ok, at: now}
+	return d, ok
+}
+
+// skipped counts the questions left unasked (nil: none).
+func (c *routeCache) skipped() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.left.Load()
 }

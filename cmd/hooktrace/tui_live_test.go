@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 
 	nstest "github.com/hooktrace/hooktrace/fixtures/netns"
 	"github.com/hooktrace/hooktrace/fixtures/scenario"
+	"github.com/hooktrace/hooktrace/nflog"
 )
 
 // ruleCounters matches the values of counters, which the test's own
@@ -162,5 +164,44 @@ func TestTUIReplayIncident(t *testing.T) {
 	// The file holds no trace record hooktrace could not read.
 	if out, err := exec.Command(hooktraceBin, "-r", file, "--print").CombinedOutput(); err != nil || strings.Contains(string(out), "warning") {
 		t.Errorf("replay: %v\n%s", err, out)
+	}
+}
+
+// TestRouteCache: a question asked again within the TTL is answered from
+// memory; past the budget, questions are left unasked and counted, until
+// the next second.
+func TestRouteCache(t *testing.T) {
+	now := time.Unix(1000, 0)
+	asked := 0
+	c := newRouteCache(func(ns string, q nflog.RouteQuery) (nflog.RouteDecision, bool) {
+		asked++
+		return nflog.RouteDecision{Kind: "local", Table: ns}, true
+	}, func() time.Time { return now })
+	q := nflog.RouteQuery{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), IIF: "eth0", Proto: 17, SPort: 1, DPort: 2}
+	for i := 0; i < 3; i++ {
+		if d, ok := c.route("a", q); !ok || d.Table != "a" {
+			t.Fatalf("answer %+v %v", d, ok)
+		}
+	}
+	if asked != 1 {
+		t.Errorf("asked %d times for one question", asked)
+	}
+	now = now.Add(routeCacheTTL)
+	c.route("a", q)
+	if asked != 2 {
+		t.Errorf("an answer older than the TTL was reused (%d asked)", asked)
+	}
+	// This second has used one question of its budget.
+	for i := 0; i < 2*routeBudget; i++ {
+		q.SPort = uint16(100 + i)
+		c.route("a", q)
+	}
+	if asked != 1+routeBudget || c.skipped() != routeBudget+1 {
+		t.Errorf("asked %d, skipped %d; the budget is %d a second", asked, c.skipped(), routeBudget)
+	}
+	now = now.Add(time.Second)
+	q.SPort = 7
+	if _, ok := c.route("a", q); !ok || asked != routeBudget+2 {
+		t.Errorf("the next second's budget: asked %d", asked)
 	}
 }

@@ -85,15 +85,18 @@ func (jt *journeyTracker) count(st *FeedStats) {
 }
 
 // beyondFrames says whether a journey holds what its frames alone do not
-// give (rules, verdicts, kernel drops, routes, a loss): rebuilding it
-// from its rows would lose that, so the model keeps it whole.
+// give (rules, verdicts, kernel drops, a loss): rebuilding it from its
+// rows would lose that, so the model keeps it whole. Route steps alone do
+// not count: live, every journey may have them, and keeping every journey
+// of a flood whole would cost a few kilobytes a packet; a journey rebuilt
+// from its frames shows no route steps.
 func beyondFrames(j *decode.Journey) bool {
 	if j.Incomplete {
 		return true
 	}
 	for _, st := range j.Steps {
 		switch st.Kind {
-		case decode.StepRule, decode.StepPolicy, decode.StepDrop, decode.StepRoute:
+		case decode.StepRule, decode.StepPolicy, decode.StepDrop:
 			return true
 		}
 	}
