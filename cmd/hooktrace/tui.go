@@ -92,6 +92,9 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 	}
 	if back != nil {
 		topt.File = back
+	} else if spool := openSpool(func(err error) { fmt.Fprintf(held, "hooktrace: %v\n", err) }); spool != nil {
+		defer spool.Close()
+		topt.Spool = spool
 	}
 	m := tui.New(topt)
 	_, err = tea.NewProgram(m, progOpts...).Run()

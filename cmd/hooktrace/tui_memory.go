@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
@@ -36,4 +37,23 @@ func holdMemory(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// openSpool creates the file the terminal UI keeps the bytes of packets
+// in when they cannot be read again from their capture file (a live
+// capture, a compressed file, standard input), like Wireshark's temporary
+// file: memory then holds only the list. The file is unlinked at once, so
+// nothing is left behind however hooktrace ends; closing it frees the
+// space. Without one (no writable temporary directory), packets are kept
+// in memory and warn says why.
+func openSpool(warn func(error)) *os.File {
+	f, err := os.CreateTemp("", "hooktrace-ui-*.spool")
+	if err != nil {
+		warn(fmt.Errorf("packets are kept in memory: create a spool file: %w", err))
+		return nil
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		warn(fmt.Errorf("remove the spool file %s: %w", f.Name(), err))
+	}
+	return f
 }

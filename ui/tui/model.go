@@ -42,6 +42,14 @@ type Options struct {
 	// File, if set, is the capture file that batches with Offsets point
 	// into: packets are read again from it when shown, not kept in memory.
 	File io.ReaderAt
+	// Spool, if set, is an empty file the packets that batches hand over
+	// as bytes (not Offsets) are written to and read again from, so that
+	// memory holds only the list: for a live capture or a compressed file.
+	// The caller removes it.
+	Spool interface {
+		io.Writer
+		io.ReaderAt
+	}
 	// Filter is the display filter to start with.
 	Filter string
 	// Live is set for live sources: the status bar shows their counters.
@@ -156,7 +164,10 @@ func New(opt Options) *Model {
 		width: 80, height: 24, started: opt.Now(),
 	}
 	m.detail.row = -1
-	if opt.File != nil {
+	if opt.Spool != nil {
+		m.st.spool = &spool{w: opt.Spool}
+		m.st.file = newBlockCache(opt.Spool)
+	} else if opt.File != nil {
 		m.st.file = newBlockCache(opt.File)
 		if st, ok := opt.File.(interface{ Stat() (os.FileInfo, error) }); ok {
 			if fi, err := st.Stat(); err == nil {

@@ -63,6 +63,7 @@ type store struct {
 	chunks   [][]byte
 	file     *blockCache // the capture file the rows point into; nil: chunks
 	fileSize int64       // its size, to reserve rows for all of it
+	spool    *spool      // where frames that come as bytes are written; nil: chunks
 	last     [3]interned // the strings of the last row, looked up again cheaply
 	readErr  error       // the first failure to read the file again
 	strs     []string
@@ -114,9 +115,14 @@ func (s *store) intern(v string) uint16 {
 	return i
 }
 
-// add appends a frame, copying its bytes.
+// add appends a frame, copying its bytes: to the spool file if there is
+// one, else to memory.
 func (s *store) add(f capture.Frame, vni uint32) {
 	n := len(f.Data)
+	if s.spool != nil {
+		s.addSpooled(f, vni)
+		return
+	}
 	c := len(s.chunks) - 1
 	if c < 0 || len(s.chunks[c])+n > cap(s.chunks[c]) {
 		s.chunks = append(s.chunks, make([]byte, 0, max(chunkSize, n)))
@@ -158,11 +164,17 @@ func (s *store) addRow(f capture.Frame, pos int64, n int, vni uint32) {
 // readErr.
 func (s *store) data(i int) []byte {
 	r := &s.rows[i]
-	if s.file == nil {
+	var b []byte
+	var err error
+	switch {
+	case r.pos&spooled != 0:
+		b, err = s.spooledData(r.pos&^spooled, int(r.caplen))
+	case s.file == nil || s.spool != nil:
 		c, off := r.pos>>32, uint32(r.pos)
 		return s.chunks[c][off : off+r.caplen : off+r.caplen]
+	default:
+		b, err = s.file.read(r.pos, int(r.caplen))
 	}
-	b, err := s.file.read(r.pos, int(r.caplen))
 	if err != nil && s.readErr == nil {
 		s.readErr = err
 	}
@@ -177,6 +189,94 @@ func (s *store) frame(i int) capture.Frame {
 		Dir: r.dir, LinkType: r.lt, Len: int(r.wirelen), Comment: s.strs[r.comment],
 		Data: s.data(i),
 	}
+}
+
+// spool keeps the bytes of frames a source handed over (a live capture,
+// a compressed file) in a file the store appends to and reads again
+// through the block cache, so that memory holds only the rows.
+type spool struct {
+	w       io.Writer // the file
+	buf     []byte    // written on the next flush
+	written int64     // bytes in the file
+	err     error     // the first write error: later frames are kept in memory
+}
+
+// maxSpoolBuffer bounds the bytes held before they are written.
+const maxSpoolBuffer = 1 << 20
+
+// addSpooled appends f's bytes to the spool; when the spool cannot be
+// written to, to memory as without one.
+func (s *store) addSpooled(f capture.Frame, vni uint32) {
+	sp := s.spool
+	if sp.err != nil {
+		s.spool = nil
+		s.add(f, vni)
+		s.spool = sp
+		return
+	}
+	n := len(f.Data)
+	pos := sp.written + int64(len(sp.buf))
+	sp.buf = append(sp.buf, f.Data...)
+	s.addRow(f, pos|spooled, n, vni)
+	if len(sp.buf) >= maxSpoolBuffer {
+		s.flushSpool()
+	}
+}
+
+// spooled marks a row's pos as an offset in the spool file: bit 62, far
+// above any offset.
+const spooled = int64(1) << 62
+
+// flushSpool writes what the spool holds. After a write error the
+// bytes not written stay in memory, and later frames go to memory.
+func (s *store) flushSpool() {
+	sp := s.spool
+	if sp == nil || len(sp.buf) == 0 || sp.err != nil {
+		return
+	}
+	n, err := sp.w.Write(sp.buf)
+	sp.written += int64(n)
+	sp.buf = sp.buf[n:]
+	if err != nil {
+		sp.err = fmt.Errorf("write the packets' spool file: %w", err)
+		sp.buf = append([]byte(nil), sp.buf...)
+		return
+	}
+	sp.buf = sp.buf[:0:cap(sp.buf)]
+}
+
+// spooledData returns n bytes at off in the spool: from the buffer not
+// yet written, or from the file.
+func (s *store) spooledData(off int64, n int) ([]byte, error) {
+	sp := s.spool
+	if off >= sp.written {
+		i := off - sp.written
+		return sp.buf[i : i+int64(n) : i+int64(n)], nil
+	}
+	if off+int64(n) > sp.written {
+		s.flushSpool() // a frame written in part
+	}
+	if head := int(sp.written - off); head < n {
+		// Still in part: a write failed in the middle of the frame.
+		b := make([]byte, n)
+		part, err := s.file.read(off, head)
+		if err != nil {
+			return nil, err
+		}
+		copy(b, part)
+		copy(b[head:], sp.buf)
+		return b, nil
+	}
+	return s.file.read(off, n)
+}
+
+// storeErr is the first failure to keep or read packets again, nil if
+// none.
+func (s *store) storeErr() error {
+	if s.spool != nil && s.spool.err != nil {
+		return s.spool.err
+	}
+	return s.readErr
 }
 
 // blockSize and cacheBlocks size the cache of a backing file: reading
@@ -228,9 +328,14 @@ func (c *blockCache) read(off int64, n int) ([]byte, error) {
 	victim := 0
 	for i := range c.blocks {
 		b := &c.blocks[i]
-		if b.start == start {
+		if b.start == start && off+int64(n) <= start+int64(b.n) {
 			b.used = c.clock
 			return c.slice(b, off, n)
+		}
+		if b.start == start {
+			// Read when the file was shorter (a spool grows): again.
+			victim = i
+			break
 		}
 		if b.used < c.blocks[victim].used {
 			victim = i

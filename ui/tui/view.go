@@ -103,6 +103,9 @@ func (m *Model) bottomLine() string {
 	if m.filt != nil {
 		parts = append(parts, fmt.Sprintf("filter: %s (%d shown)", m.filt.text, m.viewLen()))
 	}
+	if err := m.st.storeErr(); err != nil {
+		parts = append(parts, err.Error())
+	}
 	if m.shed > 0 {
 		parts = append(parts, fmt.Sprintf("%d shed by the UI", m.shed))
 	}
