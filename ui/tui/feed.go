@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -274,13 +275,14 @@ func (ix *indexer) wait(n int) {
 // journeys it closes with the packet numbers (rows) that joined them: the
 // builder numbers the packets it takes, and it takes every frame.
 type journeyTracker struct {
-	b   *decode.JourneyBuilder
-	dec *decode.Decoder
-	n   uint32 // frames taken
+	b     *decode.JourneyBuilder
+	dec   *decode.Decoder
+	n     uint32 // frames taken
+	names attrNames
 }
 
 func newJourneyTracker(opt decode.JourneyOptions) *journeyTracker {
-	return &journeyTracker{b: decode.NewJourneyBuilder(opt), dec: decode.NewDecoder()}
+	return &journeyTracker{b: decode.NewJourneyBuilder(opt), dec: decode.NewDecoder(), names: attrNames{}}
 }
 
 // add feeds one frame and returns its outermost VNI.
@@ -297,7 +299,7 @@ func (jt *journeyTracker) flush() []JourneyInfo  { return jt.info(jt.b.Flush()) 
 func (jt *journeyTracker) info(js []*decode.Journey) []JourneyInfo {
 	out := make([]JourneyInfo, 0, len(js))
 	for _, j := range js {
-		ji := JourneyInfo{ID: j.ID, Outcome: j.Outcome, Attrs: journeyAttrs(j), Rows: make([]uint32, len(j.Packets))}
+		ji := JourneyInfo{ID: j.ID, Outcome: j.Outcome, Attrs: journeyAttrs(j, jt.names), Rows: make([]uint32, len(j.Packets))}
 		if beyondFrames(j) {
 			ji.Journey = j
 		}
@@ -310,32 +312,48 @@ func (jt *journeyTracker) info(js []*decode.Journey) []JourneyInfo {
 }
 
 // journeyAttrs lists what the display filter can ask of a journey.
-func journeyAttrs(j *decode.Journey) []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(s string) {
-		if !seen[s] {
-			seen[s] = true
+func journeyAttrs(j *decode.Journey, names attrNames) []string {
+	out := make([]string, 0, 4)
+	add := func(kind, val string) {
+		s := names.name(kind, val)
+		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
 	for _, st := range j.Steps {
-		add("netns=" + st.Netns)
+		add("netns=", st.Netns)
 		if st.Hook != "" {
-			add("hook=" + st.Hook)
+			add("hook=", st.Hook)
 		}
 		if st.Chain != "" {
-			add("chain=" + st.Chain)
+			add("chain=", st.Chain)
 		}
 		if st.VNI != 0 {
-			add("vni=" + uitoa(uint64(st.VNI)))
+			add("vni=", uitoa(uint64(st.VNI)))
 		}
 	}
 	if d := j.Drop; d != nil && d.Reason != "" {
-		add("reason=" + d.Reason)
+		add("reason=", d.Reason)
 	}
 	sort.Strings(out)
 	return out
+}
+
+// attrNames keeps the attribute strings made so far ("netns=" + name),
+// so that journeys after the first share them instead of making each.
+type attrNames map[[2]string]string
+
+func (a attrNames) name(kind, val string) string {
+	k := [2]string{kind, val}
+	s, ok := a[k]
+	if !ok {
+		if len(a) > 1<<16 {
+			clear(a) // names without end: a bound, not a leak
+		}
+		s = kind + val
+		a[k] = s
+	}
+	return s
 }
 
 // packetVNI returns the VNI of the packet's outermost VXLAN or Geneve

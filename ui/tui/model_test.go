@@ -440,7 +440,7 @@ func (f *journeyFeed) rule(us int, ns string, table, chain string, handle uint64
 func (f *journeyFeed) batch() Batch {
 	b := Batch{Frames: f.frames, VNIs: make([]uint32, len(f.frames)), Done: true}
 	for _, j := range f.b.Flush() {
-		ji := JourneyInfo{ID: j.ID, Outcome: j.Outcome, Attrs: journeyAttrs(j), Journey: j}
+		ji := JourneyInfo{ID: j.ID, Outcome: j.Outcome, Attrs: journeyAttrs(j, attrNames{}), Journey: j}
 		for i := range f.frames {
 			ji.Rows = append(ji.Rows, uint32(i))
 		}

@@ -72,6 +72,7 @@ type store struct {
 	full     map[uint32]*decode.Journey // journeys the source gave whole, by index
 	sets     [][]uint16                 // interned attribute sets, index 0 empty
 	setIdx   map[string]uint32
+	setKey   []byte // scratch for the key of a set
 	bytes    uint64
 	// What the list's columns need to know of every row.
 	nsWidth, ifWidth int // longest namespace and interface names; 0: none
@@ -367,18 +368,22 @@ func (s *store) addJourney(j JourneyInfo) {
 	if len(j.Rows) == 0 {
 		return
 	}
-	key := ""
-	ids := make([]uint16, 0, len(j.Attrs))
+	// The set's key: its string indexes, two bytes each.
+	key := s.setKey[:0]
 	for _, a := range j.Attrs {
 		i := s.intern(a)
-		ids = append(ids, i)
-		key += string(rune(i)) // a compact, unique key for the set
+		key = append(key, byte(i>>8), byte(i))
 	}
-	set, ok := s.setIdx[key]
+	s.setKey = key
+	set, ok := s.setIdx[string(key)]
 	if !ok {
+		ids := make([]uint16, 0, len(j.Attrs))
+		for i := 0; i < len(key); i += 2 {
+			ids = append(ids, uint16(key[i])<<8|uint16(key[i+1]))
+		}
 		set = uint32(len(s.sets))
 		s.sets = append(s.sets, ids)
-		s.setIdx[key] = set
+		s.setIdx[string(key)] = set
 	}
 	if len(s.journeys) == cap(s.journeys) && cap(s.rows) > cap(s.journeys) && s.file != nil {
 		// Journeys come as many as rows at most: the same room.
