@@ -56,6 +56,7 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		}
 		defer logs.close()
 	}
+	removeTracing := func() {} // once the capture is over; again (a no-op) on every return
 	if o.trace {
 		// Binding the log group changes nothing that outlives hooktrace,
 		// and fails first when a privilege is missing.
@@ -77,11 +78,12 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		defer func() {
+		removeTracing = func() {
 			if err := rules.Remove(); err != nil {
 				fmt.Fprintf(stderr, "hooktrace: %v\n", err)
 			}
-		}()
+		}
+		defer removeTracing()
 	} else {
 		warnLeftovers(namespaces, stderr)
 	}
@@ -185,6 +187,9 @@ func captureLive(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stderr, "hooktrace: the kernel drop probe lost %d of %d drops (its ring buffer was full)\n", st.Lost, st.Lost+st.Received)
 		}
 	}
+	// The capture is over: tracing is removed before the output is
+	// finished (the terminal UI stays open until the person quits).
+	removeTracing()
 	stats := append(live.Stats(), logs.stats()...)
 	if ferr := out.finish(stats, traceStats); ferr != nil && err == nil {
 		err = ferr
@@ -204,10 +209,12 @@ type liveOutput interface {
 	// drop takes a packet the kernel dropped.
 	drop(nflog.KernelDrop)
 	// run takes the capture's frames until it ends, or until the person
-	// at the UI is done; stop ends the capture.
+	// at the UI is done; stop ends the capture. The UI stays open after
+	// a capture that ended by itself (-c, --duration), until finish.
 	run(live *capture.Live, stop func()) error
-	// finish, once every source has stopped, writes what is left with
-	// the final counters and closes the output.
+	// finish, once every source has stopped and tracing is removed,
+	// writes what is left with the final counters and closes the output
+	// (the UI: waits until it is quit).
 	finish(stats []capture.InterfaceStats, traceStats []ui.TraceCounts) error
 	// abort closes the output after a failed start.
 	abort()

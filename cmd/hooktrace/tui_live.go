@@ -43,6 +43,9 @@ type screenOutput struct {
 	shed   atomic.Uint64
 	feed   tui.FeedStats
 	routes *routeCache                   // with --trace
+	quit   chan error                    // the UI's end
+	cancel context.CancelFunc            // ends the feed once the UI is quit
+	wg     sync.WaitGroup                // the feed's goroutines
 	counts atomic.Pointer[[]tui.Counter] // read on the tick, shown on every redraw
 }
 
@@ -69,11 +72,12 @@ func (s *screenOutput) Trace(ev *decode.TraceEvent) error {
 
 func (s *screenOutput) drop(d nflog.KernelDrop) { s.push(tui.Record{Drop: &d}) }
 
-// run shows the UI until the person quits or a signal comes; the capture
-// is then stopped, and its goroutines waited for.
+// run shows the UI until the person quits or a signal comes, and then
+// stops the capture; or until the capture ends by itself (-c,
+// --duration), leaving the UI open for finish.
 func (s *screenOutput) run(live *capture.Live, stop func()) error {
 	ctx, cancel := context.WithCancel(s.ctx)
-	defer cancel()
+	s.cancel = cancel
 	batches := make(chan tui.Batch, tuiQueue)
 	opt := tui.FeedOptions{Shed: s.shed.Load, Stats: &s.feed, MaxDelay: screenTick}
 	if s.src.trace {
@@ -84,11 +88,10 @@ func (s *screenOutput) run(live *capture.Live, stop func()) error {
 		opt.Journeys.IfName = s.src.journeyOptions().IfName
 	}
 	s.counts.Store(s.readCounters())
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); s.readFrames(live) }()
-	go func() { defer wg.Done(); s.tick(ctx) }()
-	go func() { defer wg.Done(); tui.FeedRecords(ctx, &queuedRecords{s: s, ctx: ctx}, batches, opt) }()
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); s.readFrames(live) }()
+	go func() { defer s.wg.Done(); s.tick(ctx) }()
+	go func() { defer s.wg.Done(); tui.FeedRecords(ctx, &queuedRecords{s: s, ctx: ctx}, batches, opt) }()
 	m := tui.New(tui.Options{
 		Source:   "live",
 		Batches:  batches,
@@ -96,10 +99,25 @@ func (s *screenOutput) run(live *capture.Live, stop func()) error {
 		Live:     true,
 		Counters: s.counters,
 	})
-	_, err := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(s.stdout)).Run()
-	cancel()
-	stop()
-	wg.Wait()
+	s.quit = make(chan error, 1)
+	go func() {
+		_, err := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(s.stdout)).Run()
+		s.quit <- err
+	}()
+	select {
+	case err := <-s.quit:
+		s.quit <- err // for finish
+		stop()
+	case <-s.ended:
+	}
+	return nil
+}
+
+// finish waits until the UI is quit, then for the feed's goroutines.
+func (s *screenOutput) finish([]capture.InterfaceStats, []ui.TraceCounts) error {
+	err := <-s.quit
+	s.cancel()
+	s.wg.Wait()
 	if err == nil || errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -129,7 +147,8 @@ func (s *screenOutput) readFrames(live *capture.Live) {
 
 // tick moves the feed's clock on behind the wall clock (as far as the
 // journeys' goroutine of a printing run keeps it), tells the journeys of
-// trace events the kernel lost, and reads the counters.
+// trace events the kernel lost, and reads the counters, until the
+// capture ends.
 func (s *screenOutput) tick(ctx context.Context) {
 	t := time.NewTicker(screenTick)
 	defer t.Stop()
@@ -137,6 +156,9 @@ func (s *screenOutput) tick(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-s.ended:
+			s.counts.Store(s.readCounters())
 			return
 		case <-t.C:
 		}
@@ -185,8 +207,6 @@ func (s *screenOutput) readCounters() *[]tui.Counter {
 	}
 	return &c
 }
-
-func (s *screenOutput) finish([]capture.InterfaceStats, []ui.TraceCounts) error { return nil }
 
 func (s *screenOutput) abort() {}
 

@@ -205,3 +205,40 @@ func TestRouteCache(t *testing.T) {
 		t.Errorf("the next second's budget: asked %d", asked)
 	}
 }
+
+// TestTUILiveDurationEndsTracing: a capture that ends by itself
+// (--duration) removes its tracing at once, while the UI stays open on
+// what it captured until q.
+func TestTUILiveDurationEndsTracing(t *testing.T) {
+	top := buildRuleDrop(t)
+	before := map[string]string{}
+	for _, ns := range top.Namespaces {
+		before[ns] = netfilterState(t, ns)
+	}
+	cmd := fmt.Sprintf("%s --netns %s --trace --duration 2s '%s'; echo hooktrace-exit=$?; exec sleep 60", hooktraceBin, strings.Join(top.Trace, ","), top.Filter)
+	s := startTmux(t, t.TempDir(), 150, 45, cmd)
+	s.waitUpTo(30*time.Second, "the live UI", func(scr string) bool { return strings.Contains(scr, "live │ capturing") })
+	if err := top.Send(); err != nil {
+		t.Errorf("send: %v", err)
+	}
+	s.waitFor("the capture to end", func(scr string) bool { return strings.Contains(scr, "live │ capture ended") })
+	// Tracing goes with the capture (rules are removed just after the
+	// status bar changes): poll for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, ns := range top.Namespaces {
+		for netfilterState(t, ns) != before[ns] {
+			if time.Now().After(deadline) {
+				t.Fatalf("namespace %s still traced after the capture ended:\n%s", ns, netfilterState(t, ns))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	scr := s.screen()
+	if !strings.Contains(scr, "10.201.0.2:2222") {
+		t.Errorf("the UI does not show what was captured:\n%s", scr)
+	}
+	s.keys("q")
+	if scr := s.waitText("hooktrace-exit="); !strings.Contains(scr, "hooktrace-exit=0") {
+		t.Errorf("after q:\n%s", scr)
+	}
+}
