@@ -60,7 +60,8 @@ type JourneyBuilder struct {
 	closed  []*Journey
 	nextID  uint64
 	seq     int
-	packets uint64 // AddPacket calls so far
+	obsFree [][]obs // observation slices of closed journeys, emptied, for new ones
+	packets uint64  // AddPacket calls so far
 	traces  uint64 // AddTrace calls so far
 	drops   uint64 // AddDrop calls so far
 	stats   JourneyStats
@@ -250,7 +251,7 @@ func (b *JourneyBuilder) start(t time.Time) *jstate {
 		}
 	}
 	b.nextID++
-	js := &jstate{id: b.nextID, first: t, last: t, obs: make([]obs, 0, 1)}
+	js := &jstate{id: b.nextID, first: t, last: t, obs: b.newObs()}
 	b.open[js] = struct{}{}
 	if len(b.queue) > 4*len(b.open)+64 {
 		// Drop the closed journeys the queue still names.
@@ -345,6 +346,30 @@ func (b *JourneyBuilder) merge(into, from *jstate) {
 	}
 	into.incomplete = into.incomplete || from.incomplete
 	into.quiet = append(into.quiet, from.quiet...)
+	b.freeObs(from.obs)
+	from.obs = nil
+}
+
+// newObs returns an empty slice for a journey's observations: one a
+// closed journey left, or a new one.
+func (b *JourneyBuilder) newObs() []obs {
+	if n := len(b.obsFree); n > 0 {
+		o := b.obsFree[n-1]
+		b.obsFree = b.obsFree[:n-1]
+		return o
+	}
+	return make([]obs, 0, 1)
+}
+
+// freeObs keeps a closed journey's observation slice for a new journey
+// (a journey's observations grow it a few times: most of the builder's
+// allocations, and of the collector's work, were these).
+func (b *JourneyBuilder) freeObs(o []obs) {
+	if cap(o) == 0 || cap(o) > 64 || len(b.obsFree) >= 2048 {
+		return
+	}
+	clear(o)
+	b.obsFree = append(b.obsFree, o[:0])
 }
 
 // add records an observation.
@@ -803,6 +828,8 @@ func (b *JourneyBuilder) close(js *jstate) {
 	}
 	decideOutcome(j, visits)
 	b.closed = append(b.closed, j)
+	b.freeObs(js.obs) // nothing of the journey points into them any more
+	js.obs = nil
 }
 
 // ipBytes returns the innermost IP packet of a frame.
