@@ -74,7 +74,9 @@ func (m *Model) statsLines() []string {
 	reasons := map[string]*count{}
 	convs := map[string]*count{}
 	seenJ := map[uint32]bool{}
-	const convLimit = 200000 // conversations need a decode of each packet
+	// Conversations need a decode of each packet (about 5 µs): the last
+	// convLimit packets are counted, so that the view opens at once.
+	const convLimit = 50000
 	for vi := 0; vi < n; vi++ {
 		r := m.rowAt(vi)
 		row := &m.st.rows[r]
@@ -135,7 +137,11 @@ func (m *Model) statsLines() []string {
 	}
 	section("Journey outcomes", outcomes, 10, false)
 	section("Drops by chain and kernel reason", reasons, 10, false)
-	section("Top conversations", convs, 10, true)
+	convTitle := "Top conversations"
+	if n > convLimit {
+		convTitle = fmt.Sprintf("Top conversations (of the last %d packets)", convLimit)
+	}
+	section(convTitle, convs, 10, true)
 	section("Per namespace", nss, 20, true)
 	section("Per interface", ifaces, 30, true)
 	return out
