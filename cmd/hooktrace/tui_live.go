@@ -37,7 +37,8 @@ type screenOutput struct {
 	src    *liveRun
 	stdout *os.File
 	held   *heldLog
-	count  uint64 // -c: frames to take; 0: no limit
+	spool  *os.File // the packets' bytes, read again by the UI; nil: in memory
+	count  uint64   // -c: frames to take; 0: no limit
 	queue  chan tui.Record
 	ended  chan struct{} // closed when the capture's frames end
 	shed   atomic.Uint64
@@ -92,13 +93,19 @@ func (s *screenOutput) run(live *capture.Live, stop func()) error {
 	go func() { defer s.wg.Done(); s.readFrames(live) }()
 	go func() { defer s.wg.Done(); s.tick(ctx) }()
 	go func() { defer s.wg.Done(); tui.FeedRecords(ctx, &queuedRecords{s: s, ctx: ctx}, batches, opt) }()
-	m := tui.New(tui.Options{
+	go holdMemory(ctx)
+	topt := tui.Options{
 		Source:   "live",
 		Batches:  batches,
 		Color:    os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
 		Live:     true,
 		Counters: s.counters,
-	})
+	}
+	// The packets' bytes go to a spool file: memory holds the list only.
+	if s.spool = openSpool(func(err error) { fmt.Fprintf(s.held, "hooktrace: %v\n", err) }); s.spool != nil {
+		topt.Spool = s.spool
+	}
+	m := tui.New(topt)
 	s.quit = make(chan error, 1)
 	go func() {
 		_, err := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(s.stdout)).Run()
@@ -118,6 +125,9 @@ func (s *screenOutput) finish([]capture.InterfaceStats, []ui.TraceCounts) error 
 	err := <-s.quit
 	s.cancel()
 	s.wg.Wait()
+	if s.spool != nil {
+		s.spool.Close()
+	}
 	if err == nil || errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 		return nil
 	}
