@@ -70,6 +70,20 @@ func (f recFix) apply(t *time.Time, netns *string) {
 	}
 }
 
+// ParseRecorded decodes a record that changes no Recording's state: a
+// trace event, a kernel drop or a loss notice, with a merge's time shift
+// and rename applied. ok is false for other kinds (interface names and
+// rulesets: Recording.TakeRecord keeps them). It may run on any
+// goroutine.
+func ParseRecorded(c *capture.CustomRecord) (out Recorded, ok bool, err error) {
+	switch c.Kind {
+	case capture.CustomTrace, capture.CustomDrop, capture.CustomLoss:
+		out, err = (*Recording)(nil).take(c.Kind, c.Payload, recFix{shift: c.Shift, rename: c.Renamed, netns: c.Netns})
+		return out, true, err
+	}
+	return Recorded{}, false, nil
+}
+
 func (r *Recording) take(kind capture.CustomKind, payload []byte, fix recFix) (Recorded, error) {
 	var out Recorded
 	var err error

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -131,8 +132,11 @@ func sameLinkTypes(files []capture.MergedFile) bool {
 // replayWarner prints replay warnings, one line each, at most
 // maxReplayWarnings of them.
 func replayWarner(stderr io.Writer, what string) func(error) {
+	var mu sync.Mutex // the reader and the journeys' stage both warn
 	warnings := 0
 	return func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
 		warnings++
 		switch {
 		case warnings <= maxReplayWarnings:

@@ -30,10 +30,12 @@ type chunk struct {
 	texts  []chunkText
 	out    bytes.Buffer
 	err    error
+
+	chunkRecords // replay of a recording: the frames and records in order
 }
 
 func (c *chunk) fits(n int) bool {
-	return len(c.frames) < chunkFrames && len(c.arena)+n <= cap(c.arena)
+	return len(c.frames) < chunkFrames && len(c.entries) < chunkEntries && len(c.arena)+n <= cap(c.arena)
 }
 
 func (c *chunk) add(n uint64, f capture.Frame) {
@@ -85,6 +87,14 @@ type pipeline struct {
 	direct  bool // no workers: add prints and writes at once
 	dec     *decode.Decoder
 	printer ui.PacketPrinter
+
+	// stage and render, when set (useStage, on replay), run on every
+	// chunk in order before it is written, each in a goroutine of its
+	// own: the journeys are built, then printed. The chunks then hold
+	// records beside the frames (addRecord).
+	stage            func(*chunk) error
+	render           func(io.Writer, *decode.Journey) error
+	staged, rendered chan *chunk
 }
 
 func newPipeline(out interface{ Write([]byte) (int, error) }, pcapng *capture.PcapngWriter, newPrinter printerFactory) *pipeline {
@@ -135,6 +145,9 @@ func (p *pipeline) add(n uint64, f capture.Frame) error {
 		p.cur.arena = make([]byte, 0, len(f.Data))
 	}
 	p.cur.add(n, f)
+	if p.stage != nil {
+		p.cur.entries = append(p.cur.entries, int32(len(p.cur.frames)-1))
+	}
 	return p.err()
 }
 
@@ -156,6 +169,9 @@ func (p *pipeline) text(b []byte) error {
 	if p.ticked {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+	}
+	if p.stage != nil {
+		return p.addText(b)
 	}
 	if p.cur == nil {
 		p.cur = <-p.free
@@ -218,7 +234,14 @@ func (p *pipeline) worker() {
 	if p.newPrinter != nil {
 		printer = p.newPrinter(&cw)
 	}
+	tracer, _ := printer.(ui.TracePrinter)
 	for c := range p.work {
+		if p.stage != nil { // set before the first chunk was queued
+			cw.c = c
+			c.work(dec, printer, tracer)
+			p.done <- c
+			continue
+		}
 		if printer != nil {
 			cw.c = c
 			texts := c.texts
@@ -254,12 +277,24 @@ func (p *pipeline) writer() {
 			}
 			delete(pending, next)
 			next++
+			if p.stage != nil {
+				p.staged <- c
+				continue
+			}
 			p.write(c)
-			c.frames, c.nums, c.arena, c.texts, c.err = c.frames[:0], c.nums[:0], c.arena[:0], c.texts[:0], nil
-			c.out.Reset()
-			p.free <- c
+			p.recycle(c)
 		}
 	}
+	if p.stage != nil {
+		close(p.staged)
+	}
+}
+
+func (p *pipeline) recycle(c *chunk) {
+	c.frames, c.nums, c.arena, c.texts, c.err = c.frames[:0], c.nums[:0], c.arena[:0], c.texts[:0], nil
+	c.chunkRecords.reset()
+	c.out.Reset()
+	p.free <- c
 }
 
 func (p *pipeline) write(c *chunk) {
@@ -275,7 +310,9 @@ func (p *pipeline) write(c *chunk) {
 			}
 		}
 	}
-	if err == nil && c.out.Len() > 0 {
+	if err == nil && len(c.journeys) > 0 {
+		err = c.writeInterleaved(p.out, p.render)
+	} else if err == nil && c.out.Len() > 0 {
 		if _, werr := p.out.Write(c.out.Bytes()); werr != nil {
 			err = fmt.Errorf("write output: %w", werr)
 		}

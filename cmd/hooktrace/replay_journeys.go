@@ -41,10 +41,18 @@ type replayJourneys struct {
 	show    bool // the file is an incident: print journeys
 	off     bool // an ordinary capture: no journeys
 	records uint64
+	// staged: the journeys are the pipeline's stage (pipeline_records.go),
+	// in the writer; journey text goes into the chunk it is on (cur),
+	// after entry at. Otherwise the reading goroutine feeds them, and
+	// their text goes to the pipeline.
+	staged bool
+	cur    *chunk
+	at     int
+	warn   func(error)
 }
 
-func newReplayJourneys(o *options, out *output) *replayJourneys {
-	r := &replayJourneys{dec: decode.NewDecoder(), rec: decode.NewRecording(), pipe: out.pipe}
+func newReplayJourneys(o *options, out *output, warn func(error)) *replayJourneys {
+	r := &replayJourneys{dec: decode.NewDecoder(), rec: decode.NewRecording(), pipe: out.pipe, warn: warn}
 	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{IfName: r.rec.IfName})
 	if o.json {
 		p := ui.NewNDJSON(&r.buf)
@@ -81,19 +89,27 @@ func (r *replayJourneys) giveUp() {
 
 // custom takes a hooktrace record; a record that cannot be decoded is
 // skipped with a warning.
-func (r *replayJourneys) custom(c *capture.CustomRecord, warn func(error)) error {
+func (r *replayJourneys) custom(c *capture.CustomRecord) error {
+	got, err := r.rec.TakeRecord(c)
+	if err == nil && got.Trace != nil {
+		if err := r.print(func() error { return r.traces.Trace(got.Trace) }); err != nil {
+			return err
+		}
+	}
+	return r.take(got, err)
+}
+
+// take gives the builder what a record held; a record that could not be
+// decoded is skipped with a warning.
+func (r *replayJourneys) take(got decode.Recorded, err error) error {
 	r.show = true
 	r.records++
-	got, err := r.rec.TakeRecord(c)
 	if err != nil {
-		warn(err)
+		r.warn(err)
 		return nil
 	}
 	switch {
 	case got.Trace != nil:
-		if err := r.print(func() error { return r.traces.Trace(got.Trace) }); err != nil {
-			return err
-		}
 		r.b.AddTrace(got.Trace)
 	case got.Drop != nil:
 		r.b.AddDrop(got.Drop)
@@ -116,6 +132,51 @@ func (r *replayJourneys) print(fn func() error) error {
 	return r.pipe.text(r.buf.Bytes())
 }
 
+// renderJourney prints a journey the stage closed, as the pipeline's
+// writer writes its chunk.
+// Only the writer calls it, always with the same writer.
+func renderJourney(o *options) func(io.Writer, *decode.Journey) error {
+	var p ui.JourneyPrinter
+	return func(w io.Writer, j *decode.Journey) error {
+		if p == nil && o.json {
+			p = ui.NewNDJSON(w)
+		} else if p == nil {
+			p = ui.NewText(w, time.Local)
+		}
+		return p.Journey(j)
+	}
+}
+
+// stage builds the journeys over a chunk's frames and records, in order;
+// it is the pipeline's stage, in the writer. The workers decoded the
+// trace events, drops and losses, and printed the packets and trace
+// events.
+func (r *replayJourneys) stage(c *chunk) error {
+	r.cur = c
+	defer func() { r.cur = nil }()
+	for k, e := range c.entries {
+		r.at = k
+		var err error
+		switch {
+		case e >= 0:
+			err = r.frame(c.frames[e])
+		case c.recs[-e-1].finish:
+			err = r.finish()
+		case c.recs[-e-1].text == nil:
+			rec := &c.recs[-e-1]
+			if rec.parsed {
+				err = r.take(rec.got, rec.err)
+			} else {
+				err = r.take(r.rec.TakeRecord(&rec.custom))
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // emit prints closed journeys, or holds them while the file has not shown
 // it is an incident.
 func (r *replayJourneys) emit(js []*decode.Journey) error {
@@ -130,6 +191,12 @@ func (r *replayJourneys) emit(js []*decode.Journey) error {
 		js, r.held = append(r.held, js...), nil
 	}
 	for _, j := range js {
+		if r.staged {
+			if r.paths != nil {
+				r.cur.journeys = append(r.cur.journeys, chunkJourney{at: r.at, j: j}) // render prints them
+			}
+			continue
+		}
 		if err := r.print(func() error { return r.paths.Journey(j) }); err != nil {
 			return err
 		}
@@ -151,9 +218,20 @@ func (r *replayJourneys) finish() error {
 // before the damage, journeys included, then the error.
 func replayRecords(ctx context.Context, o *options, src recordSource, match *filter.Set, out *output, warn func(error)) error {
 	src.OnWarning(warn)
-	j := newReplayJourneys(o, out)
+	j := newReplayJourneys(o, out, warn)
+	if !out.pipe.direct {
+		// Journeys are built and printed beside reading and printing.
+		j.staged = true
+		out.pipe.useStage(j.stage, renderJourney(o))
+	}
 	err := readRecords(ctx, src, match, out, o.count, j, warn)
-	if ferr := j.finish(); err == nil {
+	var ferr error
+	if j.staged {
+		ferr = out.pipe.addFinish() // the stage closes the journeys left after the last record
+	} else {
+		ferr = j.finish()
+	}
+	if err == nil {
 		err = ferr
 	}
 	return err
@@ -161,6 +239,10 @@ func replayRecords(ctx context.Context, o *options, src recordSource, match *fil
 
 func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *output, limit uint64, j *replayJourneys, warn func(error)) error {
 	warned := map[capture.LinkType]bool{}
+	names := j.rec // interface names for the frames' indexes
+	if j.staged {
+		names = decode.NewRecording() // the stage keeps its own, in its goroutine
+	}
 	var n, printed uint64
 	for {
 		if n&1023 == 0 && ctx.Err() != nil {
@@ -173,14 +255,23 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		if err != nil {
 			return err
 		}
+		if c := rec.Custom; c != nil && j.staged {
+			if c.Kind == capture.CustomInterface {
+				names.TakeRecord(c) // an error is the stage's to tell
+			}
+			if err := out.pipe.addRecord(c); err != nil {
+				return err
+			}
+			continue
+		}
 		if rec.Custom != nil {
-			if err := j.custom(rec.Custom, warn); err != nil {
+			if err := j.custom(rec.Custom); err != nil {
 				return err
 			}
 			continue
 		}
 		f := rec.Frame
-		j.rec.FillIndex(&f)
+		names.FillIndex(&f)
 		n++
 		if !decode.SupportsLinkType(f.LinkType) && !warned[f.LinkType] {
 			warned[f.LinkType] = true
@@ -199,7 +290,9 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		if err := out.packet(n, f); err != nil {
 			return err
 		}
-		if err := j.frame(f); err != nil {
+		if j.staged {
+			// the stage takes it from the pipeline
+		} else if err := j.frame(f); err != nil {
 			return err
 		}
 		printed++
