@@ -61,9 +61,10 @@ type JourneyBuilder struct {
 	nextID  uint64
 	seq     int
 	obsFree [][]obs // observation slices of closed journeys, emptied, for new ones
+	obsHint int     // observations of the journeys closed lately (a running mean, times 16)
 	packets uint64  // AddPacket calls so far
-	traces  uint64 // AddTrace calls so far
-	drops   uint64 // AddDrop calls so far
+	traces  uint64  // AddTrace calls so far
+	drops   uint64  // AddDrop calls so far
 	stats   JourneyStats
 	dec     *Decoder
 }
@@ -358,7 +359,7 @@ func (b *JourneyBuilder) newObs() []obs {
 		b.obsFree = b.obsFree[:n-1]
 		return o
 	}
-	return make([]obs, 0, 1)
+	return make([]obs, 0, max(1, (b.obsHint+15)/16)) // as many as journeys lately had: no regrowing
 }
 
 // freeObs keeps a closed journey's observation slice for a new journey
@@ -828,6 +829,7 @@ func (b *JourneyBuilder) close(js *jstate) {
 	}
 	decideOutcome(j, visits)
 	b.closed = append(b.closed, j)
+	b.obsHint = min(b.obsHint+len(js.obs)-b.obsHint/16, 64*16)
 	b.freeObs(js.obs) // nothing of the journey points into them any more
 	js.obs = nil
 }
