@@ -366,7 +366,7 @@ func (b *JourneyBuilder) newObs() []obs {
 // (a journey's observations grow it a few times: most of the builder's
 // allocations, and of the collector's work, were these).
 func (b *JourneyBuilder) freeObs(o []obs) {
-	if cap(o) == 0 || cap(o) > 64 || len(b.obsFree) >= 2048 {
+	if cap(o) == 0 || cap(o) > 64 || len(b.obsFree) >= max(2048, len(b.open)) {
 		return
 	}
 	clear(o)
