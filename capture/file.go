@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 )
 
 // readBufferSize is the read-ahead of file sources. Records that fit are
@@ -35,8 +36,10 @@ type File struct {
 	closer  io.Closer // the opened file; nil for standard input
 	gz      *gzip.Reader
 	r       *bufio.Reader
-	off     int64 // bytes consumed from the uncompressed stream
-	dataOff int64 // where the last frame's bytes start in that stream
+	off     int64           // bytes consumed from the uncompressed stream
+	dataOff int64           // where the last frame's bytes start in that stream
+	counted *countingReader // the opened file's bytes read; nil for a reader
+	size    int64           // the opened file's size; 0: unknown
 	records recordReader
 	buf     []byte // holds records larger than the read-ahead
 	warn    func(error)
@@ -63,7 +66,11 @@ func Open(path string) (*File, error) {
 			return nil, fmt.Errorf("open capture: %w", err)
 		}
 		f.closer = osf
-		in = osf
+		if st, err := osf.Stat(); err == nil && st.Mode().IsRegular() {
+			f.size = st.Size()
+		}
+		f.counted = &countingReader{r: osf}
+		in = f.counted
 	}
 	if err := f.init(in); err != nil {
 		f.Close()
@@ -174,6 +181,28 @@ func (f *File) Host() Host {
 		return p.host
 	}
 	return Host{}
+}
+
+// Progress returns how many bytes of the opened file (compressed, if it
+// is) were read, and its size: (0, 0) when unknown (standard input, a
+// reader, not a regular file), for a progress bar.
+func (f *File) Progress() (read, total int64) {
+	if f.counted == nil || f.size == 0 {
+		return 0, 0
+	}
+	return f.counted.n.Load(), f.size
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // Path is the name the file was opened with.

@@ -321,3 +321,40 @@ func TestFrameOffset(t *testing.T) {
 		t.Fatalf("only %d frames checked", frames)
 	}
 }
+
+// TestProgress counts the bytes of the file read, compressed or not.
+func TestProgress(t *testing.T) {
+	for _, path := range []string{"../fixtures/multi.pcapng", "../fixtures/multi.pcapng.gz"} {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read, total := f.Progress(); total != st.Size() || read <= 0 || read > total {
+			t.Errorf("%s opened: progress %d of %d, want some of %d", path, read, total, st.Size())
+		}
+		for {
+			if _, err := f.Next(); err != nil {
+				break
+			}
+		}
+		if read, total := f.Progress(); read != total || total != st.Size() {
+			t.Errorf("%s read: progress %d of %d, want all of %d", path, read, total, st.Size())
+		}
+		f.Close()
+	}
+	data, err := os.ReadFile("../fixtures/multi.pcapng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(bytes.NewReader(data), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read, total := r.Progress(); read != 0 || total != 0 {
+		t.Errorf("a reader: progress %d of %d, want unknown", read, total)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -145,6 +146,12 @@ func StartLive(ctx context.Context, opts LiveOptions) (*Live, error) {
 	}
 	for _, ns := range opts.Namespaces {
 		if err := l.addNamespace(ctx, ns, true); err != nil {
+			if opts.WatchNamespaces && ns.Path != "" && !exists(ns.Path) {
+				// "all": a namespace deleted between the listing and the
+				// opening is as if it had not been listed.
+				l.opts.notify("network namespace %s vanished as capture started", ns.Name)
+				continue
+			}
 			l.Close()
 			return nil, err
 		}
@@ -185,6 +192,10 @@ func (l *Live) addNamespace(ctx context.Context, ns Namespace, initial bool) err
 	l.namespaces[ns.Inode] = nc
 	l.mu.Unlock()
 	if err := nc.start(ctx, initial); err != nil {
+		l.mu.Lock()
+		delete(l.namespaces, ns.Inode)
+		l.mu.Unlock()
+		l.retire(nc.close())
 		return err
 	}
 	if !initial {
@@ -472,4 +483,10 @@ func (l *Live) InterfaceName(netns string, index int) string {
 		}
 	}
 	return ""
+}
+
+// exists says whether path names a file (a namespace's bind mount).
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

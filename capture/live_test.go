@@ -289,3 +289,41 @@ func TestLiveInjectMergesFrames(t *testing.T) {
 		t.Fatalf("Inject after Stop took %d frames, stopped %v", n, stopped)
 	}
 }
+
+// TestLiveNamespaceGoneAtStart starts a capture of "all" with a namespace
+// deleted after it was listed: it is left out with a notice, and the
+// capture of the others starts (tests and containers delete namespaces at
+// any time).
+func TestLiveNamespaceGoneAtStart(t *testing.T) {
+	nstest.RequireRoot(t)
+	keep, gone := nstest.New(t, "hxtk"), nstest.New(t, "hxtg")
+	nss, err := capture.NamespaceSpec("all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nstest.Delete(t, gone)
+	var notices []string
+	var mu sync.Mutex
+	live, err := capture.StartLive(context.Background(), capture.LiveOptions{Namespaces: nss, WatchNamespaces: true,
+		Notify: func(s string) { mu.Lock(); notices = append(notices, s); mu.Unlock() }})
+	if err != nil {
+		t.Fatalf("start capture with a namespace gone: %v", err)
+	}
+	defer live.Close()
+	mu.Lock()
+	said := strings.Join(notices, "\n")
+	mu.Unlock()
+	if !strings.Contains(said, "network namespace "+gone+" vanished as capture started") {
+		t.Errorf("notices %q do not say %s vanished", said, gone)
+	}
+	found := false
+	for _, s := range live.Stats() {
+		found = found || s.Netns == keep
+		if s.Netns == gone {
+			t.Errorf("the deleted namespace is captured: %+v", s)
+		}
+	}
+	if !found {
+		t.Errorf("namespace %s not captured: %+v", keep, live.Stats())
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -58,9 +57,6 @@ type mergeFile struct {
 	MergedFile
 	shift time.Duration
 	f     *File
-	osf   *os.File // nil for standard input
-	count *countingReader
-	size  int64
 	head  Record
 	key   int64 // head's time in Unix nanoseconds; the previous one when head has none
 	idx   int
@@ -247,20 +243,11 @@ func (mf *mergeFile) open() error {
 		mf.f = f
 		return nil
 	}
-	osf, err := os.Open(mf.Path)
+	f, err := Open(mf.Path)
 	if err != nil {
-		return fmt.Errorf("open capture: %w", err)
-	}
-	if st, err := osf.Stat(); err == nil {
-		mf.size = st.Size()
-	}
-	mf.count = &countingReader{r: osf}
-	f, err := NewReader(mf.count, mf.Path)
-	if err != nil {
-		osf.Close()
 		return err
 	}
-	mf.osf, mf.f = osf, f
+	mf.f = f
 	return nil
 }
 
@@ -372,11 +359,12 @@ func (m *Merged) Path() string {
 // (0 when unknown), for a progress bar.
 func (m *Merged) Progress() (read, total int64) {
 	for _, mf := range m.files {
-		if mf.count == nil || mf.size == 0 {
+		r, t := mf.f.Progress()
+		if t == 0 {
 			return read, 0
 		}
-		read += mf.count.n.Load()
-		total += mf.size
+		read += r
+		total += t
 	}
 	return read, total
 }
@@ -387,11 +375,6 @@ func (m *Merged) Close() error {
 	for _, mf := range m.files {
 		if mf.f != nil {
 			if cerr := mf.f.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if mf.osf != nil {
-			if cerr := mf.osf.Close(); err == nil {
 				err = cerr
 			}
 		}
@@ -424,16 +407,4 @@ func (h *mergeHeap) Pop() any {
 	mf := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return mf
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
 }

@@ -137,12 +137,30 @@ func (nc *nsCapture) start(ctx context.Context, initial bool) error {
 	}
 	for _, link := range links {
 		if err := nc.openLink(link); err != nil && initial {
-			return err
+			if !nc.linkGone(link) {
+				return err
+			}
+			// It went between the listing and the opening (a test or a
+			// container tearing down): as if it had not been listed.
+			opts.notify("interface %s in network namespace %s vanished as capture started", link.Attrs().Name, nc.ns.Name)
 		}
 	}
 	nc.wg.Add(1)
 	go nc.follow(updates)
 	return nil
+}
+
+// linkGone says whether the namespace no longer has the link (by index
+// and name), or no longer exists.
+func (nc *nsCapture) linkGone(link netlink.Link) bool {
+	h, err := netlink.NewHandleAt(nc.handle)
+	if err != nil {
+		return true
+	}
+	defer h.Close()
+	now, err := h.LinkByIndex(link.Attrs().Index)
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || err == nil && now.Attrs().Name != link.Attrs().Name
 }
 
 func hasLink(links []netlink.Link, name string) bool {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync/atomic"
 
 	tea "charm.land/bubbletea/v2"
 	"golang.org/x/term"
@@ -134,40 +133,14 @@ func openIndex(o *options) (*os.File, *capture.File, error) {
 // openCounted opens a capture and reports how many of its (possibly
 // compressed) bytes were read, for the progress bar.
 func openCounted(path string) (capture.Source, func() (int64, int64), func(), error) {
-	if path == "-" {
-		src, err := capture.NewReader(os.Stdin, "-")
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		return src, nil, func() { src.Close() }, nil
-	}
-	f, err := os.Open(path)
+	src, err := capture.Open(path)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open capture: %w", err)
-	}
-	var total int64
-	if st, err := f.Stat(); err == nil {
-		total = st.Size()
-	}
-	cr := &countingReader{r: f}
-	src, err := capture.NewReader(cr, path)
-	if err != nil {
-		f.Close()
 		return nil, nil, nil, err
 	}
-	return src, func() (int64, int64) { return cr.n.Load(), total }, func() { src.Close(); f.Close() }, nil
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
+	if path == "-" {
+		return src, nil, func() { src.Close() }, nil
+	}
+	return src, src.Progress, func() { src.Close() }, nil
 }
 
 // countedSource ends a source after a number of frames (-c).
