@@ -26,9 +26,18 @@ type Batch struct {
 	// from First.
 	VNIs  []uint32
 	First int
+	// Ifindexes, in a batch without Frames, holds the interface index of
+	// each frame numbered from First that the indexer listed without one
+	// (a recording names indexes in its records); nil when none has one.
+	Ifindexes []int32
 	// Journeys closed since the previous batch, with the packet numbers
 	// (0-based) that joined each.
 	Journeys []JourneyInfo
+	// Records are the trace events, kernel drops and losses the journeys
+	// took since the previous batch, in the order taken: the model keeps
+	// them (encoded) to save them with the frames, and numbers trace
+	// events and drops from 0 as the journey builder does.
+	Records []EncodedRecord
 	// Offsets, when set, say per frame where its captured bytes start in
 	// the capture file the model reads again (Options.File), and CapLens
 	// how many there are; the frames' Data are then nil.
@@ -122,10 +131,14 @@ func FeedRecords(ctx context.Context, src RecordSource, out chan<- Batch, opt Fe
 	}
 	var b Batch
 	var buf []byte
+	var enc recordEncoder
 	start := time.Now()
 	shed := shedWatch{count: opt.Shed}
 	send := func(done bool, err error) bool {
-		b.Shed = shed.take(jt)
+		if b.Shed = shed.take(jt); b.Shed > 0 {
+			l := decode.LossNotice{Time: shed.at, Cause: "shed", Count: shed.seen} // as the recorder writes it
+			b.Records = enc.add(b.Records, Record{Loss: &l}, jt.n)
+		}
 		b.Journeys = append(b.Journeys, jt.closed()...)
 		if done {
 			b.Journeys = append(b.Journeys, jt.flush()...)
@@ -150,6 +163,7 @@ func FeedRecords(ctx context.Context, src RecordSource, out chan<- Batch, opt Fe
 			return false
 		}
 		b, buf, start = Batch{First: int(jt.n)}, nil, time.Now()
+		enc.reset()
 		return true
 	}
 	for {
@@ -162,6 +176,7 @@ func FeedRecords(ctx context.Context, src RecordSource, out chan<- Batch, opt Fe
 			return
 		}
 		if rec.Frame == nil {
+			b.Records = enc.add(b.Records, rec, jt.n)
 			if jt.take(rec) && !send(false, nil) {
 				return
 			}
@@ -172,7 +187,14 @@ func FeedRecords(ctx context.Context, src RecordSource, out chan<- Batch, opt Fe
 		b.VNIs = append(b.VNIs, vni)
 		switch {
 		case ix != nil:
-			// The indexer lists the frame.
+			// The indexer lists the frame, without the index a recording
+			// gives its interface.
+			if f.Ifindex != 0 && b.Ifindexes == nil {
+				b.Ifindexes = make([]int32, len(b.VNIs)-1, cap(b.VNIs))
+			}
+			if b.Ifindexes != nil {
+				b.Ifindexes = append(b.Ifindexes, int32(f.Ifindex))
+			}
 		case opt.Offset != nil:
 			b.Offsets = append(b.Offsets, opt.Offset())
 			b.CapLens = append(b.CapLens, uint32(len(f.Data)))

@@ -43,9 +43,10 @@ type Options struct {
 	// into: packets are read again from it when shown, not kept in memory.
 	File io.ReaderAt
 	// Spool, if set, is an empty file the packets that batches hand over
-	// as bytes (not Offsets) are written to and read again from, so that
-	// memory holds only the list: for a live capture or a compressed file.
-	// The caller removes it.
+	// as bytes (not Offsets), and the records beside them (trace events,
+	// kernel drops, losses), are written to and read again from, so that
+	// memory holds only the list: for a live capture, a compressed file,
+	// a recorded incident. The caller removes it.
 	Spool interface {
 		io.Writer
 		io.ReaderAt
@@ -60,6 +61,22 @@ type Options struct {
 	// Playback, if set, paces the source: its keys change the speed,
 	// pause and step, and the status bar shows its state and clock.
 	Playback *Playback
+	// Incident, if set, gives a saved file what explains its records
+	// beside them: interface names and ruleset snapshots. Nil: saved
+	// files hold frames, trace events, kernel drops and losses only.
+	Incident IncidentContext
+}
+
+// IncidentContext is what the source knows beside its records that a
+// saved file needs (as `hooktrace --trace -w` records it). Its methods
+// are called on the UI's goroutine while the source runs.
+type IncidentContext interface {
+	// IfName names an interface index of a namespace ("": unknown);
+	// NFLOG messages and kernel drops carry only indexes.
+	IfName(netns string, index uint32) string
+	// Rulesets returns the ruleset snapshots of a namespace: a
+	// recording's, or one taken now.
+	Rulesets(netns string) []decode.RulesetSnapshot
 }
 
 // Counter is a named count a source reports.
@@ -165,9 +182,9 @@ func New(opt Options) *Model {
 	}
 	m.detail.row = -1
 	if opt.Spool != nil {
-		m.st.spool = &spool{w: opt.Spool}
-		m.st.file = newBlockCache(opt.Spool)
-	} else if opt.File != nil {
+		m.st.spool = newSpool(opt.Spool)
+	}
+	if opt.File != nil {
 		m.st.file = newBlockCache(opt.File)
 		if st, ok := opt.File.(interface{ Stat() (os.FileInfo, error) }); ok {
 			if fi, err := st.Stat(); err == nil {
@@ -268,12 +285,20 @@ func (m *Model) ingest(b Batch) {
 			m.st.add(f, b.VNIs[i])
 		}
 	}
+	for _, r := range b.Records {
+		m.st.addRecord(r)
+	}
 	changed := len(m.st.rows) // the first row whose journey fields changed
 	if len(b.Frames) == 0 && len(b.VNIs) > 0 {
 		// VNIs of rows an indexer listed before.
 		for i, v := range b.VNIs {
 			if r := b.First + i; r < len(m.st.rows) {
 				m.st.rows[r].vni = v
+			}
+		}
+		for i, v := range b.Ifindexes {
+			if r := b.First + i; r < len(m.st.rows) && v != 0 {
+				m.st.rows[r].ifindex = v
 			}
 		}
 		changed = min(changed, b.First)

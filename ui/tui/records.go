@@ -25,6 +25,49 @@ type Record struct {
 	Clock time.Time
 }
 
+// EncodedRecord is a record other than a frame that the journeys took
+// (a trace event, a kernel drop, a loss notice), as a Batch hands it to
+// the model: in decode's record encoding, as a recording holds it.
+type EncodedRecord struct {
+	Kind   capture.CustomKind // capture.CustomTrace, CustomDrop or CustomLoss
+	Time   time.Time
+	Frames uint32 // frames the journeys took before it
+	Data   []byte // belongs to the batch
+}
+
+// recordEncoder encodes a batch's records into shared buffers.
+type recordEncoder struct{ buf []byte }
+
+// add appends the encoding of r, taken after frames frames, to out;
+// records that are not kept (a clock tick) are left out.
+func (e *recordEncoder) add(out []EncodedRecord, r Record, frames uint32) []EncodedRecord {
+	if r.Trace == nil && r.Drop == nil && r.Loss == nil {
+		return out
+	}
+	if e.buf == nil {
+		e.buf = make([]byte, 0, 64<<10)
+	}
+	o := len(e.buf)
+	er := EncodedRecord{Frames: frames}
+	switch {
+	case r.Trace != nil:
+		er.Kind, er.Time = capture.CustomTrace, r.Trace.Time
+		e.buf = decode.AppendTraceRecord(e.buf, r.Trace)
+	case r.Drop != nil:
+		er.Kind, er.Time = capture.CustomDrop, r.Drop.Time
+		e.buf = decode.AppendDropRecord(e.buf, r.Drop)
+	case r.Loss != nil:
+		er.Kind, er.Time = capture.CustomLoss, r.Loss.Time
+		e.buf = decode.AppendLossRecord(e.buf, r.Loss)
+	}
+	// A buffer that grew was copied: the records before keep the old one.
+	er.Data = e.buf[o:len(e.buf):len(e.buf)]
+	return append(out, er)
+}
+
+// reset starts buffers anew for the next batch.
+func (e *recordEncoder) reset() { e.buf = nil }
+
 // RecordSource delivers records until NextRecord returns io.EOF.
 type RecordSource interface {
 	NextRecord() (Record, error)
@@ -85,13 +128,14 @@ func (jt *journeyTracker) count(st *FeedStats) {
 }
 
 // beyondFrames says whether a journey holds what its frames alone do not
-// give (rules, verdicts, kernel drops, a loss): rebuilding it from its
+// give (rules, verdicts, kernel drops, a loss, the numbers of the trace
+// events and drops that joined it, to save them): rebuilding it from its
 // rows would lose that, so the model keeps it whole. Route steps alone do
 // not count: live, every journey may have them, and keeping every journey
 // of a flood whole would cost a few kilobytes a packet; a journey rebuilt
 // from its frames shows no route steps.
 func beyondFrames(j *decode.Journey) bool {
-	if j.Incomplete {
+	if j.Incomplete || len(j.Traces) > 0 || len(j.Drops) > 0 {
 		return true
 	}
 	for _, st := range j.Steps {
@@ -108,6 +152,7 @@ func beyondFrames(j *decode.Journey) bool {
 type shedWatch struct {
 	count func() uint64 // nil: the source sheds nothing
 	seen  uint64
+	at    time.Time // when records were last found shed
 }
 
 // take returns the records shed since the last call.
@@ -120,7 +165,7 @@ func (w *shedWatch) take(jt *journeyTracker) uint64 {
 		return 0
 	}
 	d := n - w.seen
-	w.seen = n
-	jt.b.MarkLoss("", time.Now()) // only live sources shed: their records' times are the wall clock's
+	w.seen, w.at = n, time.Now()
+	jt.b.MarkLoss("", w.at) // only live sources shed: their records' times are the wall clock's
 	return d
 }

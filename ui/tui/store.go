@@ -15,11 +15,11 @@ const chunkSize = 4 << 20
 
 // row is what the list keeps of one packet: about 48 bytes, and where
 // its captured bytes are: in the capture file (the store has a backing
-// file) or in a chunk of memory. Columns are decoded from the bytes only
-// for the rows on screen.
+// file), in the spool file or in a chunk of memory. Columns are decoded
+// from the bytes only for the rows on screen.
 type row struct {
 	t       int64 // capture time, Unix nanoseconds
-	pos     int64 // file offset of the bytes; without a file, chunk<<32 | offset in it
+	pos     int64 // where the bytes are: an offset in the capture file, spooled or inMemory
 	caplen  uint32
 	wirelen uint32
 	jid     uint32 // journey (index into store.journeys); 0: none yet
@@ -61,15 +61,17 @@ func outcomeCode(o decode.Outcome) uint8 {
 type store struct {
 	rows     []row
 	chunks   [][]byte
-	file     *blockCache // the capture file the rows point into; nil: chunks
+	file     *blockCache // the capture file rows point into; nil: none
 	fileSize int64       // its size, to reserve rows for all of it
-	spool    *spool      // where frames that come as bytes are written; nil: chunks
+	spool    *spool      // where frames that come as bytes, and records, are written; nil: chunks
 	last     [3]interned // the strings of the last row, looked up again cheaply
 	readErr  error       // the first failure to read the file again
 	strs     []string
 	strIdx   map[string]uint16
 	journeys []journeySum               // index 0 unused
 	full     map[uint32]*decode.Journey // journeys the source gave whole, by index
+	recs     []recRow                   // the records the journeys took beside frames, in order
+	kinds    recKinds                   // recs by kind, numbered as the journey builder numbers them
 	sets     [][]uint16                 // interned attribute sets, index 0 empty
 	setIdx   map[string]uint32
 	setKey   []byte // scratch for the key of a set
@@ -119,19 +121,29 @@ func (s *store) intern(v string) uint16 {
 // add appends a frame, copying its bytes: to the spool file if there is
 // one, else to memory.
 func (s *store) add(f capture.Frame, vni uint32) {
-	n := len(f.Data)
-	if s.spool != nil {
-		s.addSpooled(f, vni)
-		return
+	s.addRow(f, s.keep(f.Data), len(f.Data), vni)
+}
+
+// keep copies b to the spool, if there is one that can be written to,
+// else to memory, and returns where it is (spooled or inMemory).
+func (s *store) keep(b []byte) int64 {
+	if sp := s.spool; sp != nil && sp.err == nil {
+		pos := sp.written + int64(len(sp.buf))
+		sp.buf = append(sp.buf, b...)
+		if len(sp.buf) >= maxSpoolBuffer {
+			s.flushSpool()
+		}
+		return pos | spooled
 	}
+	n := len(b)
 	c := len(s.chunks) - 1
 	if c < 0 || len(s.chunks[c])+n > cap(s.chunks[c]) {
 		s.chunks = append(s.chunks, make([]byte, 0, max(chunkSize, n)))
 		c++
 	}
 	off := len(s.chunks[c])
-	s.chunks[c] = append(s.chunks[c], f.Data...)
-	s.addRow(f, int64(c)<<32|int64(off), n, vni)
+	s.chunks[c] = append(s.chunks[c], b...)
+	return inMemory | int64(c)<<32 | int64(off)
 }
 
 // addAt appends a frame whose caplen bytes are in the backing file at
@@ -165,16 +177,23 @@ func (s *store) addRow(f capture.Frame, pos int64, n int, vni uint32) {
 // readErr.
 func (s *store) data(i int) []byte {
 	r := &s.rows[i]
+	return s.bytesAt(r.pos, int(r.caplen))
+}
+
+// bytesAt returns the n bytes kept at pos: in the spool, in memory, or
+// in the capture file. From a file they are valid until the next read; a
+// failed read returns nil and is kept in readErr.
+func (s *store) bytesAt(pos int64, n int) []byte {
 	var b []byte
 	var err error
 	switch {
-	case r.pos&spooled != 0:
-		b, err = s.spooledData(r.pos&^spooled, int(r.caplen))
-	case s.file == nil || s.spool != nil:
-		c, off := r.pos>>32, uint32(r.pos)
-		return s.chunks[c][off : off+r.caplen : off+r.caplen]
+	case pos&spooled != 0:
+		b, err = s.spooledData(pos&^spooled, n)
+	case pos&inMemory != 0:
+		c, off := (pos&^inMemory)>>32, uint32(pos)
+		return s.chunks[c][off : off+uint32(n) : off+uint32(n)]
 	default:
-		b, err = s.file.read(r.pos, int(r.caplen))
+		b, err = s.file.read(pos, n)
 	}
 	if err != nil && s.readErr == nil {
 		s.readErr = err
@@ -193,40 +212,35 @@ func (s *store) frame(i int) capture.Frame {
 }
 
 // spool keeps the bytes of frames a source handed over (a live capture,
-// a compressed file) in a file the store appends to and reads again
-// through the block cache, so that memory holds only the rows.
+// a compressed file), and of the records beside them, in a file the
+// store appends to and reads again through a block cache, so that memory
+// holds only the rows.
 type spool struct {
-	w       io.Writer // the file
-	buf     []byte    // written on the next flush
-	written int64     // bytes in the file
-	err     error     // the first write error: later frames are kept in memory
+	w       io.Writer   // the file
+	cache   *blockCache // reads the file again
+	buf     []byte      // written on the next flush
+	written int64       // bytes in the file
+	err     error       // the first write error: later bytes are kept in memory
+}
+
+// newSpool returns a spool writing to an empty file.
+func newSpool(f interface {
+	io.Writer
+	io.ReaderAt
+}) *spool {
+	return &spool{w: f, cache: newBlockCache(f)}
 }
 
 // maxSpoolBuffer bounds the bytes held before they are written.
 const maxSpoolBuffer = 1 << 20
 
-// addSpooled appends f's bytes to the spool; when the spool cannot be
-// written to, to memory as without one.
-func (s *store) addSpooled(f capture.Frame, vni uint32) {
-	sp := s.spool
-	if sp.err != nil {
-		s.spool = nil
-		s.add(f, vni)
-		s.spool = sp
-		return
-	}
-	n := len(f.Data)
-	pos := sp.written + int64(len(sp.buf))
-	sp.buf = append(sp.buf, f.Data...)
-	s.addRow(f, pos|spooled, n, vni)
-	if len(sp.buf) >= maxSpoolBuffer {
-		s.flushSpool()
-	}
-}
-
 // spooled marks a row's pos as an offset in the spool file: bit 62, far
-// above any offset.
-const spooled = int64(1) << 62
+// above any offset. inMemory marks it as chunk<<32 | offset in the chunk.
+// A pos with neither is an offset in the capture file.
+const (
+	spooled  = int64(1) << 62
+	inMemory = int64(1) << 61
+)
 
 // flushSpool writes what the spool holds. After a write error the
 // bytes not written stay in memory, and later frames go to memory.
@@ -260,7 +274,7 @@ func (s *store) spooledData(off int64, n int) ([]byte, error) {
 	if head := int(sp.written - off); head < n {
 		// Still in part: a write failed in the middle of the frame.
 		b := make([]byte, n)
-		part, err := s.file.read(off, head)
+		part, err := sp.cache.read(off, head)
 		if err != nil {
 			return nil, err
 		}
@@ -268,7 +282,7 @@ func (s *store) spooledData(off int64, n int) ([]byte, error) {
 		copy(b[head:], sp.buf)
 		return b, nil
 	}
-	return s.file.read(off, n)
+	return sp.cache.read(off, n)
 }
 
 // storeErr is the first failure to keep or read packets again, nil if
@@ -385,7 +399,7 @@ func (s *store) addJourney(j JourneyInfo) {
 		s.sets = append(s.sets, ids)
 		s.setIdx[string(key)] = set
 	}
-	if len(s.journeys) == cap(s.journeys) && cap(s.rows) > cap(s.journeys) && s.file != nil {
+	if len(s.journeys) == cap(s.journeys) && cap(s.rows) > cap(s.journeys) && (s.file != nil || s.spool != nil) {
 		// Journeys come as many as rows at most: the same room.
 		s.journeys = slices.Grow(s.journeys, cap(s.rows)-len(s.journeys))
 	}

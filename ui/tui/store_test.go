@@ -90,7 +90,7 @@ func TestStoreSpool(t *testing.T) {
 	}
 	defer f.Close()
 	s := newStore()
-	s.spool, s.file = &spool{w: f}, newBlockCache(f)
+	s.spool = newSpool(f)
 	for i, fr := range frames {
 		s.add(fr, 0)
 		if i%50 == 0 {
@@ -132,7 +132,7 @@ func TestStoreSpoolFull(t *testing.T) {
 	}
 	defer f.Close()
 	s := newStore()
-	s.spool, s.file = &spool{w: &failingWriter{f: f, limit: 500 << 10}}, newBlockCache(f)
+	s.spool = &spool{w: &failingWriter{f: f, limit: 500 << 10}, cache: newBlockCache(f)}
 	for _, fr := range frames {
 		s.add(fr, 0)
 	}
