@@ -27,8 +27,8 @@ var keyHelp = [][2]string{
 	{"S", "statistics view"},
 	{"p", "pause / resume the view (loading goes on)"},
 	{"P, ., <, >", "playback (--speed): pause/resume, step one packet, slower/faster"},
-	{"w", "write the packets the filter shows to a pcapng file"},
-	{"W", "write the selected packet's journey: its packets to a pcapng file, a Markdown summary beside it (.md)"},
+	{"w", "write the shown packets and their journeys' records to a pcapng file"},
+	{"W", "write the selected packet's journey (packets, trace events, drops) to a pcapng file, its summary beside it (.md)"},
 	{"esc", "cancel the prompt, close help or statistics"},
 	{"mouse", "wheel scrolls the pane under the pointer; click selects a packet or pane"},
 }

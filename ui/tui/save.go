@@ -2,9 +2,11 @@ package tui
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/decode"
@@ -20,39 +22,142 @@ func (m *Model) saveName() string {
 	return name
 }
 
-// save writes the packets the list shows to path as pcapng.
+// save writes the packets the list shows to path as pcapng, with what
+// else their journeys were built from.
 func (m *Model) save(path string) {
 	n, err := m.writePcapng(path)
 	if err != nil {
 		m.setMessage("save failed: %v", err)
 		return
 	}
-	m.setMessage("%d packets written to %s", n, path)
+	msg := fmt.Sprintf("%d packets written to %s", n.frames-n.nflog, path)
+	if n.nflog+n.traces+n.drops > 0 {
+		msg += fmt.Sprintf(", with their journeys' %s, %s and %s", plural(n.nflog, "NFLOG message"),
+			plural(n.traces, "trace event"), plural(n.drops, "kernel drop"))
+	}
+	m.setMessage("%s", msg)
 }
 
-func (m *Model) writePcapng(path string) (int, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return 0, err
+// savedCounts counts what a save wrote.
+type savedCounts struct {
+	frames int
+	nflog  int // of the frames, NFLOG messages the filter did not show
+	traces int
+	drops  int
+}
+
+// add counts a record.
+func (c *savedCounts) add(r decode.Recorded) {
+	switch {
+	case r.Trace != nil:
+		c.traces++
+	case r.Drop != nil:
+		c.drops++
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	w, err := capture.NewPcapngWriter(bw, "hooktrace")
-	if err != nil {
-		f.Close()
-		return 0, err
+}
+
+// writePcapng writes the packets the list shows. When the source has
+// records beside its frames (trace events, kernel drops, NFLOG messages,
+// interface names, rulesets), the file holds those of the packets'
+// journeys too, as a recorded incident does, so that `hooktrace -r`
+// builds the same journeys: NFLOG messages of the journeys that the
+// filter hides, their trace events and kernel drops, every loss notice,
+// and the names and rulesets they need.
+func (m *Model) writePcapng(path string) (savedCounts, error) {
+	rows := make([]int, m.viewLen())
+	for i := range rows {
+		rows[i] = m.rowAt(i)
 	}
-	n := m.viewLen()
-	for i := 0; i < n; i++ {
-		if err := w.WritePacket(m.st.frame(m.rowAt(i))); err != nil {
-			f.Close()
-			return i, fmt.Errorf("write %s: %w", path, err)
+	var got savedCounts
+	if m.opt.Incident == nil && len(m.st.recs) == 0 {
+		err := m.writeFile(path, func(w *capture.PcapngWriter) error {
+			for _, r := range rows {
+				if err := w.WritePacket(m.st.frame(r)); err != nil {
+					return err
+				}
+				got.frames++
+			}
+			return nil
+		})
+		return got, err
+	}
+	jr := m.viewJourneys(rows)
+	got.nflog = len(jr.nflog)
+	if len(jr.nflog) > 0 {
+		rows = append(rows, jr.nflog...)
+		slices.Sort(rows)
+	}
+	err := m.writeFile(path, func(w *capture.PcapngWriter) error {
+		iw := m.incidentWriter(w)
+		if err := m.writeRulesets(iw, jr.netns); err != nil {
+			return err
+		}
+		return m.st.merged(rows, jr.kept, func(r int) error {
+			fr := m.st.frame(r)
+			got.frames++
+			return iw.Frame(&fr)
+		}, func(k keptRecord) error {
+			rec, err := m.st.decodeRecord(k)
+			if err != nil {
+				return err
+			}
+			got.add(rec)
+			return writeRecorded(iw, rec)
+		})
+	})
+	return got, err
+}
+
+// journeyExtras is what the journeys of the rows a save writes add.
+type journeyExtras struct {
+	nflog []int        // rows of NFLOG messages of the journeys, not among the rows
+	kept  []keptRecord // their trace events and kernel drops, and every loss notice, in order
+	netns []string     // the namespaces the rows and journeys name
+}
+
+// viewJourneys returns what the journeys of rows (ascending) add to
+// them.
+func (m *Model) viewJourneys(rows []int) journeyExtras {
+	st := m.st
+	var out journeyExtras
+	seen := make([]bool, len(st.journeys))
+	nsSeen := map[uint16]bool{}
+	addNS := func(name string) {
+		if !slices.Contains(out.netns, name) {
+			out.netns = append(out.netns, name)
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return n, fmt.Errorf("write %s: %w", path, err)
+	for _, r := range rows {
+		row := &st.rows[r]
+		if !nsSeen[row.netns] {
+			nsSeen[row.netns] = true
+			addNS(st.strs[row.netns])
+		}
+		if row.jid == 0 || seen[row.jid] {
+			continue
+		}
+		seen[row.jid] = true
+		sum := st.journeys[row.jid]
+		for o := sum.first; o <= sum.last; o++ {
+			if st.rows[o].jid == row.jid && st.rows[o].lt == capture.LinkTypeNFLOG {
+				if _, shown := slices.BinarySearch(rows, int(o)); !shown {
+					out.nflog = append(out.nflog, int(o))
+				}
+			}
+		}
+		if j := st.full[row.jid]; j != nil {
+			out.kept = append(out.kept, st.journeyRecords(j)...)
+			for _, name := range journeyNamespaces(j) {
+				addNS(name)
+			}
+		}
 	}
-	return n, f.Close()
+	for _, i := range st.kinds.losses {
+		out.kept = append(out.kept, keptRecord{i, capture.CustomLoss})
+	}
+	sortKept(out.kept)
+	out.kept = slices.CompactFunc(out.kept, func(a, b keptRecord) bool { return a.i == b.i })
+	return out
 }
 
 // saveJourneyName proposes a file name for saving the selected journey.
@@ -81,55 +186,157 @@ func (m *Model) selectedJourney() (*decode.Journey, []int) {
 	return d.jour, rows
 }
 
-// saveJourney writes the selected packet's journey: its packets to path
-// as pcapng (hooktrace -r replays them), and its Markdown summary, to
-// paste into an issue, beside it (ui.MarkdownPath).
+// saveJourney writes the selected packet's journey: its packets, trace
+// events and kernel drops to path as pcapng, with the interface names
+// and rulesets they need (hooktrace -r builds the same journey from
+// them), and its Markdown summary, to paste into an issue, beside it
+// (ui.MarkdownPath).
 func (m *Model) saveJourney(path string) {
 	j, rows := m.selectedJourney()
 	if j == nil {
 		m.setMessage("no journey to save: this packet has none (yet)")
 		return
 	}
-	if err := m.writeJourney(path, j, rows); err != nil {
+	n, err := m.writeJourney(path, j, rows)
+	if err != nil {
 		m.setMessage("save failed: %v", err)
 		return
 	}
-	m.setMessage("journey %d: %d packets written to %s, its summary to %s", j.ID, len(rows), path, ui.MarkdownPath(path))
+	m.setMessage("journey %d: %s, %s, %s written to %s, its summary to %s", j.ID,
+		plural(n.frames, "packet"), plural(n.traces, "trace event"), plural(n.drops, "kernel drop"), path, ui.MarkdownPath(path))
 }
 
-func (m *Model) writeJourney(path string, j *decode.Journey, rows []int) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
+func (m *Model) writeJourney(path string, j *decode.Journey, rows []int) (savedCounts, error) {
+	var kept []keptRecord
+	if full := m.st.full[m.st.rows[rows[0]].jid]; full != nil {
+		// As the source gave it, numbering its records.
+		kept = m.st.journeyRecords(full)
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	w, err := capture.NewPcapngWriter(bw, "hooktrace")
-	if err != nil {
-		f.Close()
-		return err
-	}
-	iw := ui.NewIncidentWriter(w, nil)
-	for _, r := range rows {
+	var recs []ui.JourneyRecord
+	var got savedCounts
+	readErr := m.st.readErr
+	err := m.st.merged(rows, kept, func(r int) error {
 		fr := m.st.frame(r)
-		if err := iw.Frame(&fr); err != nil {
-			f.Close()
-			return fmt.Errorf("write %s: %w", path, err)
+		if m.st.readErr != readErr {
+			return fmt.Errorf("read packet %d again: %w", r+1, m.st.readErr)
 		}
+		fr.Data = bytes.Clone(fr.Data) // read again from a file: valid until the next read
+		recs = append(recs, ui.JourneyRecord{Frame: &fr})
+		got.frames++
+		return nil
+	}, func(k keptRecord) error {
+		rec, err := m.st.decodeRecord(k)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, ui.JourneyRecord{Trace: rec.Trace, Drop: rec.Drop})
+		got.add(rec)
+		return nil
+	})
+	if err != nil {
+		return got, err
 	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
+	err = m.writeFile(path, func(w *capture.PcapngWriter) error {
+		iw := m.incidentWriter(w)
+		if err := m.writeRulesets(iw, journeyNamespaces(j)); err != nil {
+			return err
+		}
+		return iw.Journey(j, recs)
+	})
+	if err != nil {
+		return got, err
 	}
 	md, err := os.Create(ui.MarkdownPath(path))
 	if err != nil {
-		return err
+		return got, err
 	}
 	err = ui.WriteMarkdown(md, []*decode.Journey{j}, ui.MarkdownOptions{Location: m.opt.Location, Recording: filepath.Base(path)})
 	if cerr := md.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return got, err
+}
+
+// writeFile creates path and writes a pcapng file into it with fn.
+func (m *Model) writeFile(path string, fn func(*capture.PcapngWriter) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	readErr := m.st.readErr
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w, err := capture.NewPcapngWriter(bw, "hooktrace")
+	if err == nil {
+		err = fn(w)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && readErr == nil {
+		err = m.st.readErr // packets or records could not be read again
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// incidentWriter writes records into w, naming interface indexes as the
+// source does.
+func (m *Model) incidentWriter(w *capture.PcapngWriter) *ui.IncidentWriter {
+	var ifname func(string, uint32) string
+	if m.opt.Incident != nil {
+		ifname = m.opt.Incident.IfName
+	}
+	return ui.NewIncidentWriter(w, ifname)
+}
+
+// writeRulesets writes the ruleset snapshots of the namespaces the
+// source has.
+func (m *Model) writeRulesets(iw *ui.IncidentWriter, namespaces []string) error {
+	if m.opt.Incident == nil {
+		return nil
+	}
+	for _, ns := range namespaces {
+		for _, rs := range m.opt.Incident.Rulesets(ns) {
+			if err := iw.Ruleset(&rs); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeRecorded writes a trace event, kernel drop or loss notice.
+func writeRecorded(iw *ui.IncidentWriter, r decode.Recorded) error {
+	switch {
+	case r.Trace != nil:
+		return iw.Trace(r.Trace)
+	case r.Drop != nil:
+		return iw.Drop(r.Drop)
+	case r.Loss != nil:
+		return iw.Loss(r.Loss)
+	}
+	return nil
+}
+
+// journeyNamespaces lists the namespaces a journey crossed, each once.
+func journeyNamespaces(j *decode.Journey) []string {
+	var out []string
+	for i := range j.Steps {
+		if ns := j.Steps[i].Netns; !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -36,7 +36,7 @@ func TestSaveJourney(t *testing.T) {
 	}
 	m.input.SetValue(path)
 	keys(m, "enter")
-	if !strings.Contains(m.message, "2 packets written to "+path) {
+	if !strings.Contains(m.message, "2 packets, 0 trace events, 0 kernel drops written to "+path) {
 		t.Errorf("message %q", m.message)
 	}
 	src, err := capture.Open(path)
