@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/decode"
@@ -31,9 +32,21 @@ func (m *Model) save(path string) {
 		return
 	}
 	msg := fmt.Sprintf("%d packets written to %s", n.frames-n.nflog, path)
-	if n.nflog+n.traces+n.drops > 0 {
-		msg += fmt.Sprintf(", with their journeys' %s, %s and %s", plural(n.nflog, "NFLOG message"),
-			plural(n.traces, "trace event"), plural(n.drops, "kernel drop"))
+	var with []string
+	for _, c := range []struct {
+		n    int
+		what string
+	}{{n.nflog, "NFLOG message"}, {n.traces, "trace event"}, {n.drops, "kernel drop"}} {
+		if c.n > 0 {
+			with = append(with, plural(c.n, c.what))
+		}
+	}
+	switch len(with) {
+	case 0:
+	case 1:
+		msg += ", with their journeys' " + with[0]
+	default:
+		msg += ", with their journeys' " + strings.Join(with[:len(with)-1], ", ") + " and " + with[len(with)-1]
 	}
 	m.setMessage("%s", msg)
 }
