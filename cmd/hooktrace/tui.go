@@ -88,10 +88,14 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 			return []tui.Counter{{Name: "messages (shown on quitting)", Value: held.lines()}}
 		},
 		Playback: pb,
+		Incident: recs,
 	}
 	if back != nil {
 		topt.File = back
-	} else if spool := openSpool(func(err error) { fmt.Fprintf(held, "hooktrace: %v\n", err) }); spool != nil {
+	}
+	// Packets not read again from the file, and a recording's trace
+	// events and drops, go to a spool file.
+	if spool := openSpool(func(err error) { fmt.Fprintf(held, "hooktrace: %v\n", err) }); spool != nil {
 		defer spool.Close()
 		topt.Spool = spool
 	}

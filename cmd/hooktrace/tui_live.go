@@ -101,6 +101,9 @@ func (s *screenOutput) run(live *capture.Live, stop func()) error {
 		Live:     true,
 		Counters: s.counters,
 	}
+	if s.src.trace || s.src.logs != nil {
+		topt.Incident = liveIncident{s.src} // saves hold what explains the trace events and NFLOG messages
+	}
 	// The packets' bytes go to a spool file: memory holds the list only.
 	if s.spool = openSpool(func(err error) { fmt.Fprintf(s.held, "hooktrace: %v\n", err) }); s.spool != nil {
 		topt.Spool = s.spool
@@ -219,6 +222,33 @@ func (s *screenOutput) readCounters() *[]tui.Counter {
 }
 
 func (s *screenOutput) abort() {}
+
+// liveIncident gives the UI's saves of a live capture the names of the
+// interfaces as the capture knows them, and the namespaces' rulesets as
+// they are when saved (a recording takes them when it starts).
+type liveIncident struct{ run *liveRun }
+
+func (l liveIncident) IfName(netns string, index uint32) string {
+	return l.run.live.InterfaceName(netns, int(index))
+}
+
+// Rulesets lists a traced namespace's ruleset now; one that cannot be
+// listed is left out with a warning, as a recording leaves it out.
+func (l liveIncident) Rulesets(netns string) []decode.RulesetSnapshot {
+	var out []decode.RulesetSnapshot
+	for _, ref := range l.run.refs {
+		if ref.Name != netns {
+			continue
+		}
+		rs, err := nflog.LoadRuleset(ref.Path)
+		if err != nil {
+			l.run.warn(fmt.Errorf("ruleset snapshot left out of the saved file: %w", err))
+			continue
+		}
+		out = append(out, decode.RulesetSnapshot{Time: time.Now(), Netns: netns, Text: rulesetText(rs)})
+	}
+	return out
+}
 
 // queuedRecords is the feed's source: the queue, until the capture's
 // frames end and what they left queued is taken, or the UI is quit.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/decode"
@@ -18,15 +19,21 @@ type recordReader interface {
 // fileRecords is the terminal UI's source for a capture file: its frames
 // and, for a recorded incident (`--trace -w`), the trace events, kernel
 // drops and losses its hooktrace records hold, in file order, read as
-// replay to text or NDJSON reads them (decode.Recording).
+// replay to text or NDJSON reads them (decode.Recording). It gives the
+// UI's saves the recording's interface names and rulesets
+// (tui.IncidentContext).
 type fileRecords struct {
 	src     capture.Source
 	rr      recordReader // src's records; nil: src has frames only
-	rec     *decode.Recording
 	warn    func(error)
 	limited bool   // -c was given
 	left    uint64 // frames still to read, with -c
 	frame   capture.Frame
+
+	// rec is written by the feed's goroutine (NextRecord), which reads it
+	// without the lock; the UI's goroutine reads it with the lock.
+	mu  sync.Mutex
+	rec *decode.Recording
 }
 
 // newFileRecords reads src, at most limit frames (0: all).
@@ -63,7 +70,13 @@ func (r *fileRecords) NextRecord() (tui.Record, error) {
 			r.rec.FillIndex(&r.frame)
 			return tui.Record{Frame: &r.frame}, nil
 		}
-		got, err := r.rec.TakeRecord(c.Custom) // a merge's time shift and renames apply
+		// A merge's time shift and renames apply.
+		got, ok, err := decode.ParseRecorded(c.Custom)
+		if !ok { // an interface name or a ruleset: the recording keeps it
+			r.mu.Lock()
+			got, err = r.rec.TakeRecord(c.Custom)
+			r.mu.Unlock()
+		}
 		switch {
 		case err != nil:
 			r.warn(err)
@@ -77,8 +90,31 @@ func (r *fileRecords) NextRecord() (tui.Record, error) {
 	}
 }
 
-// ifName names an interface index as the recording named it.
+// ifName names an interface index as the recording named it, for the
+// journeys on the feed's goroutine.
 func (r *fileRecords) ifName(netns string, index uint32) string { return r.rec.IfName(netns, index) }
+
+// IfName names an interface index as the recording named it so far, for
+// the UI's saves.
+func (r *fileRecords) IfName(netns string, index uint32) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rec.IfName(netns, index)
+}
+
+// Rulesets returns the ruleset snapshots of a namespace the recording
+// held so far, for the UI's saves.
+func (r *fileRecords) Rulesets(netns string) []decode.RulesetSnapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []decode.RulesetSnapshot
+	for _, rs := range r.rec.Rulesets() {
+		if rs.Netns == netns {
+			out = append(out, rs)
+		}
+	}
+	return out
+}
 
 // warner returns a function that holds a warning about src, up to
 // maxReplayWarnings of them.
