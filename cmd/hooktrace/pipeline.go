@@ -181,7 +181,9 @@ func (p *pipeline) text(b []byte) error {
 }
 
 func (p *pipeline) flush() {
-	if p.cur == nil || len(p.cur.frames)+len(p.cur.texts) == 0 {
+	// A recording's chunk may hold records and no frame (the filter
+	// matched none of its packets): it goes too.
+	if p.cur == nil || len(p.cur.frames)+len(p.cur.texts)+len(p.cur.entries) == 0 {
 		return
 	}
 	p.cur.seq = p.seq
