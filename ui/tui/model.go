@@ -185,7 +185,7 @@ func New(opt Options) *Model {
 		m.st.spool = newSpool(opt.Spool)
 	}
 	if opt.File != nil {
-		m.st.file = newBlockCache(opt.File)
+		m.st.file = newBlockCache(opt.File, "the capture")
 		if st, ok := opt.File.(interface{ Stat() (os.FileInfo, error) }); ok {
 			if fi, err := st.Stat(); err == nil {
 				m.st.fileSize = fi.Size()

@@ -20,6 +20,22 @@ var (
 	bigErr  error
 )
 
+// benchDirs are the directories benchmarks wrote their captures into:
+// TestMain removes them.
+var benchDirs []string
+
+// TestMain runs the tests and benchmarks, then removes what the
+// benchmarks wrote (hundreds of megabytes).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range benchDirs {
+		if d != "" {
+			os.RemoveAll(d)
+		}
+	}
+	os.Exit(code)
+}
+
 // bigCapture writes the 1,000,000-packet benchmark capture once per run
 // (HOOKTRACE_BIG names an existing one instead).
 func bigCapture(b *testing.B) string {
@@ -29,6 +45,7 @@ func bigCapture(b *testing.B) string {
 			return
 		}
 		dir, err := os.MkdirTemp("", "hooktrace-big")
+		benchDirs = append(benchDirs, dir)
 		if err != nil {
 			bigErr = err
 			return
@@ -134,6 +151,7 @@ func bigIncident(b *testing.B) string {
 			return
 		}
 		dir, err := os.MkdirTemp("", "hooktrace-incident")
+		benchDirs = append(benchDirs, dir)
 		if err != nil {
 			incidentErr = err
 			return

@@ -227,11 +227,11 @@ func (m *Model) writeJourney(path string, j *decode.Journey, rows []int) (savedC
 	}
 	var recs []ui.JourneyRecord
 	var got savedCounts
-	readErr := m.st.readErr
 	err := m.st.merged(rows, kept, func(r int) error {
+		fails := m.st.readFail
 		fr := m.st.frame(r)
-		if m.st.readErr != readErr {
-			return fmt.Errorf("read packet %d again: %w", r+1, m.st.readErr)
+		if err := m.st.failedSince(fails); err != nil {
+			return fmt.Errorf("read packet %d again: %w", r+1, err)
 		}
 		fr.Data = bytes.Clone(fr.Data) // read again from a file: valid until the next read
 		recs = append(recs, ui.JourneyRecord{Frame: &fr})
@@ -276,7 +276,7 @@ func (m *Model) writeFile(path string, fn func(*capture.PcapngWriter) error) err
 	if err != nil {
 		return err
 	}
-	readErr := m.st.readErr
+	fails := m.st.readFail
 	bw := bufio.NewWriterSize(f, 1<<20)
 	w, err := capture.NewPcapngWriter(bw, "hooktrace")
 	if err == nil {
@@ -288,10 +288,11 @@ func (m *Model) writeFile(path string, fn func(*capture.PcapngWriter) error) err
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && readErr == nil {
-		err = m.st.readErr // packets or records could not be read again
+	if err == nil {
+		err = m.st.failedSince(fails) // packets or records could not be read again
 	}
 	if err != nil {
+		os.Remove(path) // not a file that looks whole
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -65,7 +65,9 @@ type store struct {
 	fileSize int64       // its size, to reserve rows for all of it
 	spool    *spool      // where frames that come as bytes, and records, are written; nil: chunks
 	last     [3]interned // the strings of the last row, looked up again cheaply
-	readErr  error       // the first failure to read the file again
+	readErr  error       // the first failure to read the file again, for the status bar
+	lastErr  error       // the latest one
+	readFail uint64      // failures so far: a save compares it before and after
 	strs     []string
 	strIdx   map[string]uint16
 	journeys []journeySum               // index 0 unused
@@ -154,8 +156,12 @@ func (s *store) addAt(f capture.Frame, off int64, caplen uint32, vni uint32) {
 		// that the list is not copied again and again as it grows
 		// (estimated once an eighth of the file is read: packets at the
 		// start of a capture are often smaller than the rest).
-		est := int(float64(len(s.rows))*float64(s.fileSize)/float64(off)*1.05) + 1024
-		s.rows = slices.Grow(s.rows, est-len(s.rows))
+		// A file that grew since it was opened (still being written) is
+		// as long as read so far: append grows the rest.
+		est := int(float64(len(s.rows))*float64(max(s.fileSize, off))/float64(off)*1.05) + 1024
+		if est > len(s.rows) {
+			s.rows = slices.Grow(s.rows, est-len(s.rows))
+		}
 	}
 	s.addRow(f, off, int(caplen), vni)
 }
@@ -195,10 +201,23 @@ func (s *store) bytesAt(pos int64, n int) []byte {
 	default:
 		b, err = s.file.read(pos, n)
 	}
-	if err != nil && s.readErr == nil {
-		s.readErr = err
+	if err != nil {
+		s.readFail++
+		s.lastErr = err
+		if s.readErr == nil {
+			s.readErr = err
+		}
 	}
 	return b
+}
+
+// failedSince returns the latest read failure if there were any since
+// the count was fails, nil if none.
+func (s *store) failedSince(fails uint64) error {
+	if s.readFail != fails {
+		return s.lastErr
+	}
+	return nil
 }
 
 // frame returns row i as a frame; Data is valid until the next call.
@@ -228,7 +247,7 @@ func newSpool(f interface {
 	io.Writer
 	io.ReaderAt
 }) *spool {
-	return &spool{w: f, cache: newBlockCache(f)}
+	return &spool{w: f, cache: newBlockCache(f, "the packets' spool file")}
 }
 
 // maxSpoolBuffer bounds the bytes held before they are written.
@@ -306,6 +325,7 @@ const (
 // most recently used.
 type blockCache struct {
 	r      io.ReaderAt
+	what   string // what r is, for errors
 	blocks [cacheBlocks]cachedBlock
 	clock  uint64
 	big    []byte // for a frame that spans two blocks
@@ -318,8 +338,8 @@ type cachedBlock struct {
 	buf   []byte
 }
 
-func newBlockCache(r io.ReaderAt) *blockCache {
-	c := &blockCache{r: r}
+func newBlockCache(r io.ReaderAt, what string) *blockCache {
+	c := &blockCache{r: r, what: what}
 	for i := range c.blocks {
 		c.blocks[i].start = -1
 	}
@@ -335,7 +355,7 @@ func (c *blockCache) read(off int64, n int) ([]byte, error) {
 		}
 		b := c.big[:n]
 		if _, err := c.r.ReadAt(b, off); err != nil {
-			return nil, fmt.Errorf("read the capture again at byte %d: %w", off, err)
+			return nil, fmt.Errorf("read %s again at byte %d: %w", c.what, off, err)
 		}
 		return b, nil
 	}
@@ -363,7 +383,7 @@ func (c *blockCache) read(off int64, n int) ([]byte, error) {
 	got, err := c.r.ReadAt(b.buf, start)
 	if err != nil && err != io.EOF {
 		b.start = -1
-		return nil, fmt.Errorf("read the capture again at byte %d: %w", start, err)
+		return nil, fmt.Errorf("read %s again at byte %d: %w", c.what, start, err)
 	}
 	b.start, b.n, b.used = start, got, c.clock
 	return c.slice(b, off, n)
@@ -372,7 +392,7 @@ func (c *blockCache) read(off int64, n int) ([]byte, error) {
 func (c *blockCache) slice(b *cachedBlock, off int64, n int) ([]byte, error) {
 	i := int(off - b.start)
 	if i+n > b.n {
-		return nil, fmt.Errorf("read the capture again at byte %d: the file is shorter than when it was read", off)
+		return nil, fmt.Errorf("read %s again at byte %d: the file is shorter than when it was read", c.what, off)
 	}
 	return b.buf[i : i+n : i+n], nil
 }

@@ -116,9 +116,10 @@ func (s *store) merged(rows []int, kept []keptRecord, frame func(row int) error,
 
 // decodeRecord decodes a kept record.
 func (s *store) decodeRecord(k keptRecord) (decode.Recorded, error) {
+	fails := s.readFail
 	b := s.recordData(k.i)
-	if b == nil { // an encoding is never empty: it was not read again
-		return decode.Recorded{}, fmt.Errorf("read a %s record again: %w", k.kind, s.readErr)
+	if err := s.failedSince(fails); err != nil {
+		return decode.Recorded{}, fmt.Errorf("read a %s record again: %w", k.kind, err)
 	}
 	rec, _, err := decode.ParseRecorded(&capture.CustomRecord{Kind: k.kind, Payload: b})
 	return rec, err

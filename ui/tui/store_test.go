@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func TestStoreFileBacked(t *testing.T) {
 		offs[i] = int64(file.Len())
 		file.Write(f.Data)
 	}
-	s.file = newBlockCache(bytes.NewReader(file.Bytes()))
+	s.file = newBlockCache(bytes.NewReader(file.Bytes()), "the capture")
 	s.fileSize = int64(file.Len())
 	for i, f := range frames {
 		f.Data = nil
@@ -132,7 +133,7 @@ func TestStoreSpoolFull(t *testing.T) {
 	}
 	defer f.Close()
 	s := newStore()
-	s.spool = &spool{w: &failingWriter{f: f, limit: 500 << 10}, cache: newBlockCache(f)}
+	s.spool = &spool{w: &failingWriter{f: f, limit: 500 << 10}, cache: newBlockCache(f, "the spool")}
 	for _, fr := range frames {
 		s.add(fr, 0)
 	}
@@ -141,4 +142,67 @@ func TestStoreSpoolFull(t *testing.T) {
 		t.Fatal("the spool was never full: make the frames bigger")
 	}
 	checkRows(t, s, frames)
+}
+
+// TestStoreFileGrows lists a file that grew after it was opened (a
+// capture still being written): rows past its size at opening are kept.
+func TestStoreFileGrows(t *testing.T) {
+	s := newStore()
+	s.fileSize = 1 << 20
+	for i := range 50000 {
+		s.addAt(capture.Frame{Time: time.Unix(0, int64(i)), Len: 100}, int64(i)*100, 100, 0)
+	}
+	if len(s.rows) != 50000 {
+		t.Fatalf("%d rows, want 50000", len(s.rows))
+	}
+}
+
+// TestSaveAfterReadError saves a file-backed list whose file shrank after
+// an earlier read already failed: the save fails, says so and leaves no
+// file, rather than writing packets without their bytes.
+func TestSaveAfterReadError(t *testing.T) {
+	frames := testFrames(200)
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "cap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	offs := make([]int64, len(frames))
+	var off int64
+	b := Batch{Done: true}
+	for i, fr := range frames {
+		f.Write([]byte("header.."))
+		offs[i] = off + 8
+		f.Write(fr.Data)
+		off += 8 + int64(len(fr.Data))
+		b.CapLens = append(b.CapLens, uint32(len(fr.Data)))
+		fr.Data = nil
+		b.Frames = append(b.Frames, fr)
+		b.Offsets = append(b.Offsets, offs[i])
+		b.VNIs = append(b.VNIs, 0)
+	}
+	ch := make(chan Batch, 1)
+	ch <- b
+	m := New(Options{Source: "t", Batches: ch, Location: time.UTC, Now: func() time.Time { return fixedNow }, File: f})
+	for deadline := time.Now().Add(5 * time.Second); m.loading; {
+		if time.Now().After(deadline) {
+			t.Fatal("loading did not end")
+		}
+		m.Update(tickMsg(time.Now()))
+	}
+	if err := f.Truncate(offs[100]); err != nil {
+		t.Fatal(err)
+	}
+	if d := m.st.data(199); d != nil || m.st.readErr == nil {
+		t.Fatalf("the shrunk file read: %d bytes, error %v", len(d), m.st.readErr)
+	}
+	out := filepath.Join(dir, "out.pcapng")
+	m.save(out)
+	if !strings.Contains(m.message, "save failed") || !strings.Contains(m.message, "read the capture again") {
+		t.Errorf("save after a read error says %q", m.message)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed save left %s (%v)", out, err)
+	}
 }
