@@ -100,7 +100,8 @@ type Live struct {
 	mu         sync.Mutex
 	namespaces map[uint64]*nsCapture
 	programs   map[LinkType][]bpf.RawInstruction
-	retired    []*socket // closed sockets whose counters still count
+	retired    []*socket                 // closed sockets whose counters still count
+	names      map[string]map[int]string // netns → index → name of every interface captured
 	closed     bool
 
 	pending []*cursor // batches received and not yet fully returned
@@ -143,6 +144,7 @@ func StartLive(ctx context.Context, opts LiveOptions) (*Live, error) {
 		cancel:     cancel,
 		namespaces: map[uint64]*nsCapture{},
 		programs:   map[LinkType][]bpf.RawInstruction{},
+		names:      map[string]map[int]string{},
 	}
 	for _, ns := range opts.Namespaces {
 		if err := l.addNamespace(ctx, ns, true); err != nil {
@@ -464,25 +466,25 @@ func (l *Live) Stats() []InterfaceStats {
 var ErrNoInterface = errors.New("no such interface")
 
 // InterfaceName returns the name of the interface with this index in a
-// captured namespace, or "" when it is not captured.
+// captured namespace, or "" when no interface of that index was captured.
+// An interface that was deleted, and every interface after Stop, keeps
+// the name it was captured under (the last one, if its index was reused).
 func (l *Live) InterfaceName(netns string, index int) string {
 	l.mu.Lock()
-	nss := make([]*nsCapture, 0, len(l.namespaces))
-	for _, nc := range l.namespaces {
-		if nc.ns.Name == netns {
-			nss = append(nss, nc)
-		}
+	defer l.mu.Unlock()
+	return l.names[netns][index]
+}
+
+// named keeps the name of an interface being captured.
+func (l *Live) named(netns string, index int, name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.names[netns]
+	if m == nil {
+		m = map[int]string{}
+		l.names[netns] = m
 	}
-	l.mu.Unlock()
-	for _, nc := range nss {
-		nc.mu.Lock()
-		ic, ok := nc.ifaces[index]
-		nc.mu.Unlock()
-		if ok {
-			return ic.name
-		}
-	}
-	return ""
+	m[index] = name
 }
 
 // exists says whether path names a file (a namespace's bind mount).

@@ -327,3 +327,54 @@ func TestLiveNamespaceGoneAtStart(t *testing.T) {
 		t.Errorf("namespace %s not captured: %+v", keep, live.Stats())
 	}
 }
+
+// TestLiveInterfaceNamesKept: the capture names every interface it
+// captured, by index, after that interface was deleted and after the
+// capture stopped (a save from the UI once the capture ended needs them).
+func TestLiveInterfaceNamesKept(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.New(t, "hxtnm")
+	for _, d := range []string{"d0", "d1"} {
+		nstest.Run(t, "ip", "-n", ns, "link", "add", d, "type", "veth", "peer", "name", d+"p")
+		nstest.Run(t, "ip", "-n", ns, "link", "set", d, "up")
+	}
+	index := func(iface string) int {
+		var i int
+		var name string
+		fmt.Sscanf(nstest.Run(t, "ip", "-n", ns, "-o", "link", "show", iface), "%d: %s", &i, &name)
+		if i == 0 {
+			t.Fatalf("no index for %s in %s", iface, ns)
+		}
+		return i
+	}
+	d0, d1 := index("d0"), index("d1")
+	nss, err := capture.NamespaceSpec(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCapture(t, capture.LiveOptions{Namespaces: nss})
+	if got := c.live.InterfaceName(ns, d0); got != "d0" {
+		t.Fatalf("InterfaceName(%s, %d) = %q while captured, want d0", ns, d0, got)
+	}
+	// An interface deleted while captured is still named.
+	nstest.Run(t, "ip", "-n", ns, "link", "del", "d1")
+	deadline := time.Now().Add(10 * time.Second)
+	for captured(c.live, ns, "d1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("d1 still captured after it was deleted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := c.live.InterfaceName(ns, d1); got != "d1" {
+		t.Errorf("InterfaceName(%s, %d) = %q after d1 was deleted, want d1", ns, d1, got)
+	}
+	c.stop()
+	for want, i := range map[string]int{"d0": d0, "d1": d1} {
+		if got := c.live.InterfaceName(ns, i); got != want {
+			t.Errorf("InterfaceName(%s, %d) = %q after Stop, want %s", ns, i, got, want)
+		}
+	}
+	if got := c.live.InterfaceName(ns, 1000); got != "" {
+		t.Errorf("InterfaceName of an index never captured = %q", got)
+	}
+}

@@ -240,6 +240,7 @@ func (nc *nsCapture) openLink(link netlink.Link) error {
 	ic := &ifaceCapture{ns: nc, name: a.Name, index: a.Index, linkType: lt, stop: make(chan struct{})}
 	nc.ifaces[a.Index] = ic
 	nc.mu.Unlock()
+	nc.live.named(nc.ns.Name, a.Index, a.Name)
 	if err := ic.open(); err != nil {
 		nc.mu.Lock()
 		delete(nc.ifaces, a.Index)
