@@ -41,18 +41,21 @@ type screenOutput struct {
 	count  uint64   // -c: frames to take; 0: no limit
 	queue  chan tui.Record
 	ended  chan struct{} // closed when the capture's frames end
-	shed   atomic.Uint64
-	feed   tui.FeedStats
-	routes *routeCache                   // with --trace
-	quit   chan error                    // the UI's end
-	cancel context.CancelFunc            // ends the feed once the UI is quit
-	wg     sync.WaitGroup                // the feed's goroutines
-	counts atomic.Pointer[[]tui.Counter] // read on the tick, shown on every redraw
+	// sourcesEnded is closed by finish, once the trace listeners and the
+	// drop probe are closed too: nothing is pushed after it.
+	sourcesEnded chan struct{}
+	shed         atomic.Uint64
+	feed         tui.FeedStats
+	routes       *routeCache                   // with --trace
+	quit         chan error                    // the UI's end
+	cancel       context.CancelFunc            // ends the feed once the UI is quit
+	wg           sync.WaitGroup                // the feed's goroutines
+	counts       atomic.Pointer[[]tui.Counter] // read on the tick, shown on every redraw
 }
 
 func newScreenOutput(ctx context.Context, o *options, run *liveRun, stdout *os.File, held *heldLog) *screenOutput {
 	return &screenOutput{ctx: ctx, src: run, stdout: stdout, held: held, count: o.count,
-		queue: make(chan tui.Record, screenQueue), ended: make(chan struct{})}
+		queue: make(chan tui.Record, screenQueue), ended: make(chan struct{}), sourcesEnded: make(chan struct{})}
 }
 
 // push queues a record, or sheds it when the feed is behind.
@@ -125,6 +128,7 @@ func (s *screenOutput) run(live *capture.Live, stop func()) error {
 
 // finish waits until the UI is quit, then for the feed's goroutines.
 func (s *screenOutput) finish([]capture.InterfaceStats, []ui.TraceCounts) error {
+	close(s.sourcesEnded) // the feed takes what they pushed last, and ends
 	err := <-s.quit
 	s.cancel()
 	s.wg.Wait()
@@ -250,8 +254,10 @@ func (l liveIncident) Rulesets(netns string) []decode.RulesetSnapshot {
 	return out
 }
 
-// queuedRecords is the feed's source: the queue, until the capture's
-// frames end and what they left queued is taken, or the UI is quit.
+// queuedRecords is the feed's source: the queue, until every source is
+// closed (finish) and what they left queued is taken, or the UI is quit.
+// The frames' end is not the queue's: trace events and kernel drops (the
+// drop probe lags) may come after the last frame.
 type queuedRecords struct {
 	s   *screenOutput
 	ctx context.Context
@@ -263,7 +269,7 @@ func (q *queuedRecords) NextRecord() (tui.Record, error) {
 		return r, nil
 	case <-q.ctx.Done():
 		return tui.Record{}, io.EOF
-	case <-q.s.ended:
+	case <-q.s.sourcesEnded:
 		select {
 		case r := <-q.s.queue:
 			return r, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -10,11 +11,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	nstest "github.com/hooktrace/hooktrace/fixtures/netns"
 	"github.com/hooktrace/hooktrace/fixtures/scenario"
 	"github.com/hooktrace/hooktrace/nflog"
+	"github.com/hooktrace/hooktrace/ui/tui"
 )
 
 // ruleCounters matches the values of counters, which the test's own
@@ -241,4 +244,40 @@ func TestTUILiveDurationEndsTracing(t *testing.T) {
 	if scr := s.waitText("hooktrace-exit="); !strings.Contains(scr, "hooktrace-exit=0") {
 		t.Errorf("after q:\n%s", scr)
 	}
+}
+
+// TestQueuedRecordsAfterFramesEnd: the UI's feed takes the trace events
+// and kernel drops pushed after the capture's frames ended (the drop
+// probe lags), until every source is closed.
+func TestQueuedRecordsAfterFramesEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &screenOutput{queue: make(chan tui.Record, 4), ended: make(chan struct{}), sourcesEnded: make(chan struct{})}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		q := &queuedRecords{s: s, ctx: ctx}
+		got := make(chan tui.Record, 4)
+		go func() {
+			defer close(got)
+			for {
+				r, err := q.NextRecord()
+				if err != nil {
+					return
+				}
+				got <- r
+			}
+		}()
+		close(s.ended) // the frames end, nothing is queued
+		synctest.Wait()
+		s.drop(nflog.KernelDrop{Netns: "a", Reason: "NETFILTER_DROP"})
+		close(s.sourcesEnded) // as finish does, once the drop probe is closed
+		var drops int
+		for r := range got {
+			if r.Drop != nil {
+				drops++
+			}
+		}
+		if drops != 1 {
+			t.Errorf("the feed took %d of the 1 drop pushed after the frames ended", drops)
+		}
+	})
 }
