@@ -58,12 +58,37 @@ func (m *Model) rebuildJourney(jid uint32) *decode.Journey {
 	if j := m.st.full[jid]; j != nil {
 		return j
 	}
-	b := decode.NewJourneyBuilder(decode.JourneyOptions{})
+	var opt decode.JourneyOptions
+	if m.opt.Incident != nil {
+		opt.IfName = m.opt.Incident.IfName
+	}
+	b := decode.NewJourneyBuilder(opt)
 	dec := decode.NewDecoder()
+	var rows []int
 	for r := sum.first; r <= sum.last; r++ {
 		if m.st.rows[r].jid == jid {
-			b.AddPacket(dec.Decode(m.st.frame(int(r))))
+			rows = append(rows, int(r))
 		}
+	}
+	// Its packets and its own trace events and drops, in the order the
+	// loader took them.
+	err := m.st.merged(rows, m.st.ownRecords(jid), func(r int) error {
+		b.AddPacket(dec.Decode(m.st.frame(r)))
+		return nil
+	}, func(k keptRecord) error {
+		rec, err := m.st.decodeRecord(k)
+		switch {
+		case err != nil:
+			return err
+		case rec.Trace != nil:
+			b.AddTrace(rec.Trace)
+		case rec.Drop != nil:
+			b.AddDrop(rec.Drop)
+		}
+		return nil
+	})
+	if err != nil {
+		m.setMessage("journey %d: %v", sum.id, err)
 	}
 	var best *decode.Journey
 	for _, j := range b.Flush() {

@@ -158,9 +158,9 @@ func (m *Model) viewJourneys(rows []int) journeyExtras {
 				}
 			}
 		}
-		if j := st.full[row.jid]; j != nil {
-			out.kept = append(out.kept, st.journeyRecords(j)...)
-			for _, name := range journeyNamespaces(j) {
+		if own := st.ownRecords(row.jid); len(own) > 0 {
+			out.kept = append(out.kept, own...)
+			for _, name := range st.journeyNetns(row.jid) {
 				addNS(name)
 			}
 		}
@@ -220,11 +220,7 @@ func (m *Model) saveJourney(path string) {
 }
 
 func (m *Model) writeJourney(path string, j *decode.Journey, rows []int) (savedCounts, error) {
-	var kept []keptRecord
-	if full := m.st.full[m.st.rows[rows[0]].jid]; full != nil {
-		// As the source gave it, numbering its records.
-		kept = m.st.journeyRecords(full)
-	}
+	kept := m.st.ownRecords(m.st.rows[rows[0]].jid)
 	var recs []ui.JourneyRecord
 	var got savedCounts
 	err := m.st.merged(rows, kept, func(r int) error {

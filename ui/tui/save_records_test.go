@@ -218,9 +218,15 @@ func TestSaveIncidentJourney(t *testing.T) {
 	if !strings.Contains(m.message, "3 packets, 2 trace events, 1 kernel drop written to "+path) {
 		t.Errorf("message %q", m.message)
 	}
-	want, ok := m.st.full[m.st.rows[m.selectedRow()].jid]
-	if !ok {
-		t.Fatal("the selected journey is not kept whole")
+	// The journey the UI shows, rebuilt from the packets and records it
+	// keeps, is the one the whole file replays to.
+	want := m.rebuildJourney(m.st.rows[m.selectedRow()].jid)
+	if want == nil {
+		t.Fatal("the selected packet has no journey")
+	}
+	all, _ := replayJourneys(t, orig)
+	if o := byFirst(all, want.First); o == nil || !reflect.DeepEqual(comparable(o), comparable(want)) {
+		t.Errorf("the UI shows the journey as\n%+v\nthe file replays to\n%+v", comparable(want), o)
 	}
 	saved, rec := replayJourneys(t, path)
 	if len(saved) != 1 {
@@ -284,4 +290,25 @@ func TestSaveIncidentFiltered(t *testing.T) {
 		t.Error("no dropped journey saved")
 	}
 	t.Logf("%s; %d journeys, %d dropped", m.message, len(saved), dropped)
+}
+
+// TestIncidentJourneysRebuilt: every journey of a recorded incident that
+// the UI keeps as its own records (not whole) is rebuilt, when shown, as
+// the whole file replays it.
+func TestIncidentJourneysRebuilt(t *testing.T) {
+	orig := writeIncident(t, 3000)
+	m := loadIncident(t, orig)
+	all, _ := replayJourneys(t, orig)
+	if len(m.st.own) < 100 {
+		t.Fatalf("only %d journeys kept as their records (%d whole)", len(m.st.own), len(m.st.full))
+	}
+	for jid := range m.st.own {
+		got := m.rebuildJourney(jid)
+		if got == nil {
+			t.Fatalf("journey %d not rebuilt", jid)
+		}
+		if want := byFirst(all, got.First); want == nil || !reflect.DeepEqual(comparable(got), comparable(want)) {
+			t.Fatalf("journey %d rebuilt as\n%+v\nthe file replays to\n%+v", jid, comparable(got), want)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -71,13 +72,16 @@ type store struct {
 	strs     []string
 	strIdx   map[string]uint16
 	journeys []journeySum               // index 0 unused
-	full     map[uint32]*decode.Journey // journeys the source gave whole, by index
-	recs     []recRow                   // the records the journeys took beside frames, in order
-	kinds    recKinds                   // recs by kind, numbered as the journey builder numbers them
-	sets     [][]uint16                 // interned attribute sets, index 0 empty
-	setIdx   map[string]uint32
-	setKey   []byte // scratch for the key of a set
-	bytes    uint64
+	full     map[uint32]*decode.Journey // journeys kept whole (route steps, losses), by index
+	// own lists the records of journeys that joined more than frames but
+	// are rebuilt when shown, from their packets and these.
+	own    map[uint32][]keptRecord
+	recs   []recRow   // the records the journeys took beside frames, in order
+	kinds  recKinds   // recs by kind, numbered as the journey builder numbers them
+	sets   [][]uint16 // interned attribute sets, index 0 empty
+	setIdx map[string]uint32
+	setKey []byte // scratch for the key of a set
+	bytes  uint64
 	// What the list's columns need to know of every row.
 	nsWidth, ifWidth int // longest namespace and interface names; 0: none
 	hasDir           bool
@@ -85,7 +89,7 @@ type store struct {
 
 func newStore() *store {
 	return &store{strs: []string{""}, strIdx: map[string]uint16{"": 0},
-		journeys: make([]journeySum, 1), full: map[uint32]*decode.Journey{}, sets: [][]uint16{nil}, setIdx: map[string]uint32{"": 0}}
+		journeys: make([]journeySum, 1), full: map[uint32]*decode.Journey{}, own: map[uint32][]keptRecord{}, sets: [][]uint16{nil}, setIdx: map[string]uint32{"": 0}}
 }
 
 // interned is a string and its index.
@@ -426,7 +430,15 @@ func (s *store) addJourney(j JourneyInfo) {
 	jid := uint32(len(s.journeys))
 	sum := journeySum{id: j.ID, outcome: outcomeCode(j.Outcome), first: j.Rows[0], last: j.Rows[0], attrs: set}
 	if j.Journey != nil {
-		s.full[jid] = j.Journey
+		own := s.journeyRecords(j.Journey)
+		if keepWhole(j.Journey) || len(own) != len(j.Journey.Traces)+len(j.Journey.Drops) {
+			// (A source that gave the journey and not its records too.)
+			s.full[jid] = j.Journey
+		} else {
+			// A few bytes a record, not kilobytes a journey: a recorded
+			// incident of a million frames would hold most of them.
+			s.own[jid] = own
+		}
 	}
 	for _, r := range j.Rows {
 		if int(r) >= len(s.rows) {
@@ -437,6 +449,42 @@ func (s *store) addJourney(j JourneyInfo) {
 		sum.last = max(sum.last, r)
 	}
 	s.journeys = append(s.journeys, sum)
+}
+
+// keepWhole says whether a journey must be kept as it came: its route
+// steps were asked of the kernel, or events were lost while it was open;
+// rebuilt from its own packets and records it would show neither.
+func keepWhole(j *decode.Journey) bool {
+	if j.Incomplete {
+		return true
+	}
+	for i := range j.Steps {
+		if j.Steps[i].Kind == decode.StepRoute {
+			return true
+		}
+	}
+	return false
+}
+
+// ownRecords returns the trace events and kernel drops that joined
+// journey jid, in the order the builder took them.
+func (s *store) ownRecords(jid uint32) []keptRecord {
+	if j := s.full[jid]; j != nil {
+		return s.journeyRecords(j)
+	}
+	return s.own[jid]
+}
+
+// journeyNetns lists the namespaces journey jid crossed (its "netns="
+// attributes).
+func (s *store) journeyNetns(jid uint32) []string {
+	var out []string
+	for _, a := range s.sets[s.journeys[jid].attrs] {
+		if ns, ok := strings.CutPrefix(s.strs[a], "netns="); ok {
+			out = append(out, ns)
+		}
+	}
+	return out
 }
 
 // outcome returns the outcome of row i's journey, "" when it has none.
