@@ -108,7 +108,8 @@ type FeedOptions struct {
 // frame once to build journeys with the source's trace events, kernel
 // drops and losses, and sends batches to out; it blocks while out is full
 // (a file can wait; a live source sheds, and counts in opt.Shed). The last
-// batch has Done set. FeedRecords does not close src.
+// batch has Done set. FeedRecords does not close src or opt.Index, and
+// returns only once it and its indexer stopped reading them.
 func FeedRecords(ctx context.Context, src RecordSource, out chan<- Batch, opt FeedOptions) {
 	if opt.MaxFrames <= 0 {
 		opt.MaxFrames = 8192
@@ -128,6 +129,7 @@ func FeedRecords(ctx context.Context, src RecordSource, out chan<- Batch, opt Fe
 	if opt.Index != nil {
 		ix = newIndexer()
 		go ix.run(ctx, opt.Index, out, opt)
+		defer ix.wait(-1) // the index is its opener's to close once this returns
 	}
 	var b Batch
 	var buf []byte
