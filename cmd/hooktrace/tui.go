@@ -36,39 +36,18 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 	if err := tui.CheckFilter(o.filter); err != nil {
 		return &usageError{err: err}
 	}
-	// Warnings wait until the terminal is given back.
+	// Warnings wait until the terminal is given back: they are written
+	// last, once the feed that gives most of them ended.
 	held := &heldLog{}
 	defer held.writeTo(stderr)
-	src, progress, closeIn, err := openTUISource(o, held)
+	rs, err := openReplaySource(o, held)
 	if err != nil {
 		return err
 	}
-	defer closeIn()
+	defer rs.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go holdMemory(ctx)
-	batches := make(chan tui.Batch, tuiQueue)
-	feedOpt := tui.FeedOptions{Progress: progress}
-	back, index, err := openIndex(o)
-	if err != nil {
-		return err
-	}
-	if back != nil {
-		defer back.Close()
-		defer index.Close()
-		feedOpt.Index, feedOpt.Offset = index, index.FrameOffset
-		if o.count > 0 {
-			feedOpt.Index = &countedSource{Source: index, left: o.count}
-		}
-	}
-	pb, journeySrc := startPlayback(o, &feedOpt, src)
-	if pb != nil {
-		defer pb.Close()
-	}
-	recs := newFileRecords(journeySrc, o.count, held.warner(src))
-	feedOpt.Journeys.IfName = recs.ifName
-	go tui.FeedRecords(ctx, recs, batches, feedOpt)
-
 	progOpts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(stdout)}
 	if o.readFile == "-" {
 		// Standard input carries the capture: keys come from the terminal.
@@ -79,6 +58,7 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 		defer tty.Close()
 		progOpts = append(progOpts, tea.WithInput(tty))
 	}
+	batches := make(chan tui.Batch, tuiQueue)
 	topt := tui.Options{
 		Source:  strings.Join(o.readFiles, " + "),
 		Batches: batches,
@@ -87,11 +67,11 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 		Counters: func() []tui.Counter {
 			return []tui.Counter{{Name: "messages (shown on quitting)", Value: held.lines()}}
 		},
-		Playback: pb,
-		Incident: recs,
+		Playback: rs.pb,
+		Incident: rs.recs,
 	}
-	if back != nil {
-		topt.File = back
+	if rs.back != nil {
+		topt.File = rs.back
 	}
 	// Packets not read again from the file, and a recording's trace
 	// events and drops, go to a spool file.
@@ -99,8 +79,9 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 		defer spool.Close()
 		topt.Spool = spool
 	}
-	m := tui.New(topt)
-	_, err = tea.NewProgram(m, progOpts...).Run()
+	rs.feed(ctx, batches)
+	defer rs.stop()
+	_, err = tea.NewProgram(tui.New(topt), progOpts...).Run()
 	if errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -108,6 +89,97 @@ func replayTUI(ctx context.Context, o *options, stdout *os.File, stderr io.Write
 		return fmt.Errorf("terminal UI: %w", err)
 	}
 	return nil
+}
+
+// replaySource is what the terminal UI's feed reads a capture file
+// through: the file or the merged files; for an uncompressed file, the
+// index that lists its frames ahead and the file the shown frames are
+// read again from; the pacing of --speed. stop ends the feed and waits
+// for it; close then closes what it read, in the reverse order of
+// opening.
+type replaySource struct {
+	o       *options
+	closeIn func()
+	index   *capture.File // nil: no index
+	back    *os.File      // nil: no index
+	pb      *tui.Playback // nil: as fast as possible
+	recs    *fileRecords
+	feedOpt tui.FeedOptions
+	cancel  context.CancelFunc
+	fed     chan struct{} // closed when the feed returned; nil before it started
+	inUse   bool          // the feed was left reading standard input
+}
+
+// openReplaySource opens the -r files; warnings go to held.
+func openReplaySource(o *options, held *heldLog) (*replaySource, error) {
+	src, progress, closeIn, err := openTUISource(o, held)
+	if err != nil {
+		return nil, err
+	}
+	r := &replaySource{o: o, closeIn: closeIn, feedOpt: tui.FeedOptions{Progress: progress}}
+	if r.back, r.index, err = openIndex(o); err != nil {
+		closeIn()
+		return nil, err
+	}
+	if r.index != nil {
+		r.feedOpt.Index, r.feedOpt.Offset = r.index, r.index.FrameOffset
+		if o.count > 0 {
+			r.feedOpt.Index = &countedSource{Source: r.index, left: o.count}
+		}
+	}
+	var journeySrc capture.Source
+	r.pb, journeySrc = startPlayback(o, &r.feedOpt, src)
+	r.recs = newFileRecords(journeySrc, o.count, held.warner(src))
+	r.feedOpt.Journeys.IfName = r.recs.ifName
+	return r, nil
+}
+
+// feed starts the feed's goroutine, which sends the UI's batches.
+func (r *replaySource) feed(ctx context.Context, batches chan<- tui.Batch) {
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.fed = make(chan struct{})
+	go func() {
+		defer close(r.fed)
+		tui.FeedRecords(ctx, r.recs, batches, r.feedOpt)
+	}()
+}
+
+// stop ends the feed and waits for it (and so for its indexer): it may
+// wait to send a batch the UI no longer takes, or for the playback. A
+// read of standard input nothing interrupts: that feed is left to the
+// process's exit, and standard input open under it.
+func (r *replaySource) stop() {
+	if r.fed == nil {
+		return
+	}
+	r.cancel()
+	if r.pb != nil {
+		r.pb.Close()
+	}
+	select {
+	case <-r.fed:
+	default:
+		if r.o.readFile == "-" {
+			r.inUse = true
+			return
+		}
+		<-r.fed
+	}
+}
+
+// close stops the feed, then closes what it read.
+func (r *replaySource) close() {
+	r.stop()
+	if r.pb != nil {
+		r.pb.Close()
+	}
+	if r.back != nil {
+		r.back.Close()
+		r.index.Close()
+	}
+	if !r.inUse {
+		r.closeIn()
+	}
 }
 
 // openIndex opens the capture file twice more, when it is an

@@ -1,13 +1,21 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/hooktrace/hooktrace/ui/tui"
 )
 
 // tmuxSession drives the real binary in a detached tmux session on a
@@ -139,5 +147,59 @@ func TestTUIEndToEnd(t *testing.T) {
 	scr := s.waitText("hooktrace-exit=0")
 	if strings.Contains(scr, "Packets") || strings.Contains(scr, "Layers") {
 		t.Errorf("the UI is left on the terminal:\n%s", scr)
+	}
+}
+
+// TestReplaySourceStopsFeedBeforeClosing: once the UI is gone (nobody
+// takes the batches), closing the replay's source first stops the feed
+// and waits for it and its indexer, then closes what they read: a
+// compressed file, merged files, a file with its index paced by --speed.
+func TestReplaySourceStopsFeedBeforeClosing(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "a.pcap")
+	raw := writePcap(t, plain, layers.LinkTypeEthernet, 20000)
+	writePcap(t, filepath.Join(dir, "b.pcap"), layers.LinkTypeEthernet, 20000)
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(raw)
+	zw.Close()
+	gz := filepath.Join(dir, "a.pcap.gz")
+	if err := os.WriteFile(gz, z.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		files []string
+		speed int
+	}{
+		{"compressed", []string{gz}, 0},
+		{"merged", []string{plain, filepath.Join(dir, "b.pcap")}, 0},
+		{"index paced", []string{plain}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &options{speed: tc.speed}
+			if err := o.readFilesFrom(tc.files, nil); err != nil {
+				t.Fatal(err)
+			}
+			held := &heldLog{}
+			rs, err := openReplaySource(o, held)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs.feed(context.Background(), make(chan tui.Batch)) // no UI takes them
+			rs.close()
+			buf := make([]byte, 1<<20)
+			stacks := string(buf[:runtime.Stack(buf, true)])
+			for _, fn := range []string{"tui.FeedRecords", "(*indexer).run"} {
+				if strings.Contains(stacks, fn) {
+					t.Errorf("%s still runs after the source was closed:\n%s", fn, stacks)
+				}
+			}
+			var msgs bytes.Buffer
+			held.writeTo(&msgs)
+			if msgs.Len() > 0 {
+				t.Errorf("warnings: %s", msgs.String())
+			}
+		})
 	}
 }
