@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -24,6 +25,10 @@ type recordSource interface {
 	Close() error
 }
 
+// maxShiftSeconds is the largest time shift, in whole seconds: a
+// time.Duration holds ±2^63 ns.
+const maxShiftSeconds = math.MaxInt64 / int64(time.Second)
+
 // parseTimeShift reads a --time-shift value, FILE=OFFSET: FILE is one of
 // the -r files (as given, or its base name when that names only one), and
 // OFFSET a signed duration ("+1.5ms", "-2s") or a number of seconds as
@@ -38,10 +43,15 @@ func parseTimeShift(spec string, files []string) (int, time.Duration, error) {
 	d, err := time.ParseDuration(val)
 	if err != nil {
 		secs, ferr := strconv.ParseFloat(val, 64)
-		if ferr != nil {
+		if ferr != nil && !errors.Is(ferr, strconv.ErrRange) || math.IsNaN(secs) {
 			return 0, 0, fmt.Errorf("--time-shift %q: %q is neither a duration (+1.5ms) nor seconds (0.0015)", spec, val)
 		}
-		d = time.Duration(secs * float64(time.Second))
+		// A time.Duration holds ±2^63 ns; beyond, the conversion wraps.
+		ns := secs * float64(time.Second)
+		if ns < math.MinInt64 || ns >= math.MaxInt64 {
+			return 0, 0, fmt.Errorf("--time-shift %q: %s seconds is out of range (at most ±%d, 292 years)", spec, val, maxShiftSeconds)
+		}
+		d = time.Duration(ns)
 	}
 	if idx := slices.Index(files, name); idx >= 0 {
 		return idx, d, nil
@@ -186,7 +196,11 @@ func (o *options) readFilesFrom(reads, shifts []string) error {
 		if o.timeShifts == nil {
 			o.timeShifts = make([]time.Duration, len(reads))
 		}
-		o.timeShifts[i] += d
+		sum := o.timeShifts[i] + d
+		if (d > 0 && sum < o.timeShifts[i]) || (d < 0 && sum > o.timeShifts[i]) {
+			return fmt.Errorf("--time-shift %q: the offsets of %s add up to more than ±%d seconds (292 years)", spec, reads[i], maxShiftSeconds)
+		}
+		o.timeShifts[i] = sum
 	}
 	return nil
 }

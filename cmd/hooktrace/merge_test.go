@@ -339,6 +339,9 @@ func TestMergeBadInput(t *testing.T) {
 		{"standard input", []string{"-r", "../../fixtures/vxlan.pcap", "-r", "-"}, 2, "cannot be merged", false},
 		{"shift of no file", []string{"-r", "../../fixtures/vxlan.pcap", "--time-shift", "b.pcapng=+1ms"}, 2, "b.pcapng is not one of the -r files", false},
 		{"bad offset", []string{"-r", "../../fixtures/vxlan.pcap", "--time-shift", "vxlan.pcap=soon"}, 2, "neither a duration", false},
+		{"offset out of range", []string{"-r", "../../fixtures/vxlan.pcap", "--time-shift", "vxlan.pcap=1e12"}, 2, "1e12 seconds is out of range", false},
+		{"offsets adding up out of range", []string{"-r", "../../fixtures/vxlan.pcap", "--time-shift", "vxlan.pcap=5e9", "--time-shift", "vxlan.pcap=5e9"}, 2, "add up to more than", false},
+		{"offset not a number", []string{"-r", "../../fixtures/vxlan.pcap", "--time-shift", "vxlan.pcap=NaN"}, 2, "neither a duration", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb strings.Builder
