@@ -106,20 +106,22 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	if err := captureLive(ctx, &o, stdout, stderr); err != nil {
-		return report(err, stderr)
-	}
-	code := o.explain.exitCode(stderr, *timeout)
+	err = captureLive(ctx, &o, stdout, stderr)
 	if s := o.explain.save; s != nil {
-		msg, err := s.close()
-		if err != nil {
-			return report(err, stderr)
-		}
+		// Also when the run failed: a journey is kept whole, or the file
+		// is removed.
+		msg, serr := s.close()
 		if msg != "" {
 			fmt.Fprintf(stderr, "hooktrace: %s\n", msg)
 		}
+		if err == nil {
+			err = serr
+		}
 	}
-	return code
+	if err != nil {
+		return report(err, stderr)
+	}
+	return o.explain.exitCode(stderr, *timeout)
 }
 
 // take is the journeys' emit function in explain mode: it keeps the

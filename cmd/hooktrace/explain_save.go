@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -174,7 +176,11 @@ func (s *journeySaver) keep(j *decode.Journey) {
 func (s *journeySaver) open() error {
 	f, err := os.Create(s.path)
 	if err != nil {
-		return err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is said once
+		}
+		return fmt.Errorf("save journey to %s: %w", s.path, err)
 	}
 	s.f, s.bw = f, bufio.NewWriter(f)
 	w, err := capture.NewPcapngWriterHost(s.bw, version, capture.LocalHost())
@@ -201,7 +207,8 @@ func journeyNamespaces(j *decode.Journey) []string {
 }
 
 // close finishes the file and writes the Markdown summary beside it; it
-// says what was saved, or why not. Without a journey, nothing is written.
+// says what was saved, or why not. Without a journey, nothing is written;
+// a file that could not be written whole is removed.
 func (s *journeySaver) close() (string, error) {
 	if s.f == nil {
 		return "", s.err
@@ -213,7 +220,9 @@ func (s *journeySaver) close() (string, error) {
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
+	s.f = nil
 	if err != nil {
+		os.Remove(s.path)
 		return "", fmt.Errorf("save %s: %w", s.path, err)
 	}
 	md := ui.MarkdownPath(s.path)

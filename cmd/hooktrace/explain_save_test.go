@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hooktrace/hooktrace/decode"
 	nstest "github.com/hooktrace/hooktrace/fixtures/netns"
 	"github.com/hooktrace/hooktrace/fixtures/scenario"
 )
@@ -19,9 +21,17 @@ import (
 // code, stdout and stderr.
 func runExplainSave(t *testing.T, top *scenario.Topology, file string) (int, string, string) {
 	t.Helper()
-	var stdout, stderr lockedBuffer
+	var stdout lockedBuffer
+	return runExplainSaveTo(t, top, file, &stdout)
+}
+
+// runExplainSaveTo is runExplainSave with stdout going to out; the stdout
+// it returns is out's when out is a lockedBuffer.
+func runExplainSaveTo(t *testing.T, top *scenario.Topology, file string, out io.Writer) (int, string, string) {
+	t.Helper()
+	var stderr lockedBuffer
 	cmd := exec.Command(hooktraceBin, "explain", "--json", "--timeout", "10s", "--save", file, "--netns", strings.Join(top.Trace, ","), top.Filter)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdout, cmd.Stderr = out, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +67,11 @@ func runExplainSave(t *testing.T, top *scenario.Topology, file string) (int, str
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	return code, stdout.String(), stderr.String()
+	stdout := ""
+	if b, ok := out.(*lockedBuffer); ok {
+		stdout = b.String()
+	}
+	return code, stdout, stderr.String()
 }
 
 // TestExplainSave explains the rule-drop scenario's packet with --save:
@@ -114,5 +128,71 @@ func TestExplainSave(t *testing.T) {
 		if !strings.Contains(string(md), s) {
 			t.Errorf("the summary lacks %q:\n%s", s, md)
 		}
+	}
+}
+
+// TestJourneySaverFailures: a file that cannot be created is named in the
+// error; a file that could not take a journey whole is removed.
+func TestJourneySaverFailures(t *testing.T) {
+	dir := t.TempDir()
+	t.Run("create", func(t *testing.T) {
+		path := filepath.Join(dir, "a-directory.pcapng")
+		if err := os.Mkdir(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s, err := newJourneySaver(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.log = &inputLog{}
+		s.keep(&decode.Journey{ID: 1})
+		_, err = s.close()
+		if err == nil || err.Error() != "save journey to "+path+": is a directory" {
+			t.Errorf("close: %v; want the error to say it saved the journey to %s", err, path)
+		}
+	})
+	t.Run("incomplete", func(t *testing.T) {
+		path := filepath.Join(dir, "incomplete.pcapng")
+		s, err := newJourneySaver(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.log = &inputLog{}
+		s.keep(&decode.Journey{ID: 2, Packets: []uint64{3}}) // its packet is no longer kept
+		if _, err := s.close(); err == nil || !strings.Contains(err.Error(), "no longer kept") {
+			t.Errorf("close: %v", err)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the incomplete file is left: %v", err)
+		}
+	})
+}
+
+// TestExplainSaveOutputFails: explain --save whose standard output fails
+// (a full disk) after the journey was kept reports the failure, and the
+// file it saved is closed whole with its summary, not left half written.
+func TestExplainSaveOutputFails(t *testing.T) {
+	nstest.RequireRoot(t)
+	sc, ok := scenario.Get("rule-drop")
+	if !ok {
+		t.Fatal("no scenario rule-drop")
+	}
+	top := sc.Build(t)
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	file := filepath.Join(t.TempDir(), "incident.pcapng")
+	code, _, errs := runExplainSaveTo(t, top, file, full)
+	if code != exitError || !strings.Contains(errs, "no space left on device") {
+		t.Errorf("exit %d, want %d with the write error: %s", code, exitError, errs)
+	}
+	got := replayJourneysOf(t, "-r", file)
+	if len(got) != 1 || got[0]["outcome"] != "dropped" {
+		t.Errorf("the saved file replays to %v", got)
+	}
+	if _, err := os.Stat(strings.TrimSuffix(file, ".pcapng") + ".md"); err != nil {
+		t.Errorf("no summary: %v", err)
 	}
 }
