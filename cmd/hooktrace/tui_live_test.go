@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -211,20 +212,31 @@ func TestRouteCache(t *testing.T) {
 
 // TestTUILiveDurationEndsTracing: a capture that ends by itself
 // (--duration) removes its tracing at once, while the UI stays open on
-// what it captured until q.
+// what it captured until q; W then saves the dropped packet's journey
+// with the names of the interfaces its records give by index.
 func TestTUILiveDurationEndsTracing(t *testing.T) {
 	top := buildRuleDrop(t)
 	before := map[string]string{}
 	for _, ns := range top.Namespaces {
 		before[ns] = netfilterState(t, ns)
 	}
-	cmd := fmt.Sprintf("%s --netns %s --trace --duration 2s '%s'; echo hooktrace-exit=$?; exec sleep 60", hooktraceBin, strings.Join(top.Trace, ","), top.Filter)
-	s := startTmux(t, t.TempDir(), 150, 45, cmd)
+	dir := t.TempDir()
+	// The test's packets must be captured before the duration is over:
+	// it is long, and their rows are seen while the UI still captures.
+	const duration = 10 * time.Second
+	cmd := fmt.Sprintf("%s --netns %s --trace --duration %v '%s'; echo hooktrace-exit=$?; exec sleep 60", hooktraceBin, strings.Join(top.Trace, ","), duration, top.Filter)
+	s := startTmux(t, dir, 150, 45, cmd)
 	s.waitUpTo(30*time.Second, "the live UI", func(scr string) bool { return strings.Contains(scr, "live │ capturing") })
 	if err := top.Send(); err != nil {
 		t.Errorf("send: %v", err)
 	}
-	s.waitFor("the capture to end", func(scr string) bool { return strings.Contains(scr, "live │ capture ended") })
+	scr := s.waitFor("the test's packets", func(scr string) bool {
+		return strings.Contains(scr, "10.201.0.2:2222") || strings.Contains(scr, "capture ended")
+	})
+	if !strings.Contains(scr, "live │ capturing") {
+		t.Fatalf("the capture ended (--duration %v) before the test's packets were shown:\n%s", duration, scr)
+	}
+	s.waitUpTo(duration+30*time.Second, "the capture to end", func(scr string) bool { return strings.Contains(scr, "live │ capture ended") })
 	// Tracing goes with the capture (rules are removed just after the
 	// status bar changes): poll for it.
 	deadline := time.Now().Add(10 * time.Second)
@@ -236,13 +248,37 @@ func TestTUILiveDurationEndsTracing(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	scr := s.screen()
+	scr = s.screen()
 	if !strings.Contains(scr, "10.201.0.2:2222") {
 		t.Errorf("the UI does not show what was captured:\n%s", scr)
 	}
+	// W once the capture ended: the capture still names the interfaces.
+	saveFromUI(s, "W", "kernel drop")
 	s.keys("q")
 	if scr := s.waitText("hooktrace-exit="); !strings.Contains(scr, "hooktrace-exit=0") {
 		t.Errorf("after q:\n%s", scr)
+	}
+	journey := savedFile(t, dir, "hooktrace-journey-*.pcapng")
+	got := replayJourneysOf(t, "-r", journey)
+	if len(got) != 1 || got[0]["outcome"] != "dropped" {
+		t.Fatalf("the saved journey replays to %v", got)
+	}
+	// The kernel drop gives its device by index, named by the file's
+	// interface records; the other steps carry names themselves.
+	drops := 0
+	for _, st := range got[0]["steps"].([]any) {
+		m := st.(map[string]any)
+		if m["kind"] == "drop" {
+			drops++
+		}
+		if m["iface"] == nil || m["iface"] == "" {
+			b, _ := json.MarshalIndent(m, "", " ")
+			t.Errorf("a %v step of the saved journey names no interface:\n%s", m["kind"], b)
+		}
+	}
+	if drops == 0 {
+		b, _ := json.MarshalIndent(got[0], "", " ")
+		t.Errorf("the saved journey has no kernel drop step:\n%s", b)
 	}
 }
 
