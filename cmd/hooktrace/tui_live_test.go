@@ -237,8 +237,8 @@ func TestTUILiveDurationEndsTracing(t *testing.T) {
 		t.Fatalf("the capture ended (--duration %v) before the test's packets were shown:\n%s", duration, scr)
 	}
 	s.waitUpTo(duration+30*time.Second, "the capture to end", func(scr string) bool { return strings.Contains(scr, "live │ capture ended") })
-	// Tracing goes with the capture (rules are removed just after the
-	// status bar changes): poll for it.
+	// Tracing goes with the capture (the rules are removed before the
+	// feed ends and the status bar changes); polled all the same.
 	deadline := time.Now().Add(10 * time.Second)
 	for _, ns := range top.Namespaces {
 		for netfilterState(t, ns) != before[ns] {
