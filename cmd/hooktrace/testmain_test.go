@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // hooktraceBin is the path of a hooktrace binary built once by TestMain from
@@ -18,6 +19,7 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	removeStaleBuilds(2 * time.Hour)
 	dir, err := os.MkdirTemp("", "hooktrace-e2e-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "TestMain: %v\n", err)
@@ -31,6 +33,18 @@ func testMain(m *testing.M) int {
 	}
 	hooktraceBin = bin
 	return m.Run()
+}
+
+// removeStaleBuilds removes the build directories of test runs that were
+// killed (a timeout's panic or a SIGKILL skips TestMain's clean-up), once
+// they are older than age: a run going on beside this one keeps its own.
+func removeStaleBuilds(age time.Duration) {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "hooktrace-e2e-*"))
+	for _, dir := range old {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() && time.Since(st.ModTime()) > age {
+			os.RemoveAll(dir)
+		}
+	}
 }
 
 // buildHooktrace builds this package (the test's working directory) into dir.
