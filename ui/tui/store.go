@@ -73,15 +73,17 @@ type store struct {
 	strIdx   map[string]uint16
 	journeys []journeySum               // index 0 unused
 	full     map[uint32]*decode.Journey // journeys kept whole (route steps, losses), by index
-	// own lists the records of journeys that joined more than frames but
-	// are rebuilt when shown, from their packets and these.
-	own    map[uint32][]keptRecord
-	recs   []recRow   // the records the journeys took beside frames, in order
-	kinds  recKinds   // recs by kind, numbered as the journey builder numbers them
-	sets   [][]uint16 // interned attribute sets, index 0 empty
-	setIdx map[string]uint32
-	setKey []byte // scratch for the key of a set
-	bytes  uint64
+	// own finds, in ownRecs, the records of journeys that joined more
+	// than frames but are rebuilt when shown, from their packets and
+	// these. Neither holds a pointer: the collector does not scan them.
+	own     map[uint32]ownSpan
+	ownRecs []keptRecord
+	recs    []recRow   // the records the journeys took beside frames, in order
+	kinds   recKinds   // recs by kind, numbered as the journey builder numbers them
+	sets    [][]uint16 // interned attribute sets, index 0 empty
+	setIdx  map[string]uint32
+	setKey  []byte // scratch for the key of a set
+	bytes   uint64
 	// What the list's columns need to know of every row.
 	nsWidth, ifWidth int // longest namespace and interface names; 0: none
 	hasDir           bool
@@ -89,7 +91,7 @@ type store struct {
 
 func newStore() *store {
 	return &store{strs: []string{""}, strIdx: map[string]uint16{"": 0},
-		journeys: make([]journeySum, 1), full: map[uint32]*decode.Journey{}, own: map[uint32][]keptRecord{}, sets: [][]uint16{nil}, setIdx: map[string]uint32{"": 0}}
+		journeys: make([]journeySum, 1), full: map[uint32]*decode.Journey{}, own: map[uint32]ownSpan{}, sets: [][]uint16{nil}, setIdx: map[string]uint32{"": 0}}
 }
 
 // interned is a string and its index.
@@ -437,7 +439,8 @@ func (s *store) addJourney(j JourneyInfo) {
 		} else {
 			// A few bytes a record, not kilobytes a journey: a recorded
 			// incident of a million frames would hold most of them.
-			s.own[jid] = own
+			s.own[jid] = ownSpan{off: uint32(len(s.ownRecs)), n: uint32(len(own))}
+			s.ownRecs = append(s.ownRecs, own...)
 		}
 	}
 	for _, r := range j.Rows {
@@ -450,6 +453,9 @@ func (s *store) addJourney(j JourneyInfo) {
 	}
 	s.journeys = append(s.journeys, sum)
 }
+
+// ownSpan is where a journey's records are in store.ownRecs.
+type ownSpan struct{ off, n uint32 }
 
 // keepWhole says whether a journey must be kept as it came: its route
 // steps were asked of the kernel, or events were lost while it was open;
@@ -472,7 +478,11 @@ func (s *store) ownRecords(jid uint32) []keptRecord {
 	if j := s.full[jid]; j != nil {
 		return s.journeyRecords(j)
 	}
-	return s.own[jid]
+	sp, ok := s.own[jid]
+	if !ok {
+		return nil
+	}
+	return s.ownRecs[sp.off : sp.off+sp.n : sp.off+sp.n]
 }
 
 // journeyNetns lists the namespaces journey jid crossed (its "netns="
