@@ -99,9 +99,9 @@ type FeedOptions struct {
 	// Journeys configures the journey builder. MaxOpen defaults to 1024
 	// here, not the builder's 65536, to bound the UI's memory (an open
 	// journey holds up to a few kilobytes): at 100,000 packets/s a journey
-	// is then closed about 10 ms after it began unless it is still being
-	// seen, long after a packet's sightings on its path (microseconds
-	// apart) and its trace events; the status bar counts these closings.
+	// is then closed about 10 ms after it began (the oldest goes first),
+	// long after a packet's sightings on its path (microseconds apart) and
+	// its trace events; the status bar counts these closings.
 	Journeys decode.JourneyOptions
 }
 
