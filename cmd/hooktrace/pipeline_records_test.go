@@ -47,3 +47,28 @@ func TestReplayStaged(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayWriteSaysRecordsLeftOut: -w on a recording writes its packets
+// and says in one line that its hooktrace records are left out, rather
+// than dropping them silently.
+func TestReplayWriteSaysRecordsLeftOut(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "incident.pcapng")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := synth.WriteIncident(f, 300, 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var errb strings.Builder
+	cmd := exec.Command(hooktraceBin, "-r", file, "-w", filepath.Join(dir, "out.pcapng"))
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("replay -w: %v: %s", err, errb.String())
+	}
+	if got := errb.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, "-w writes the packets only") {
+		t.Errorf("stderr: %q", got)
+	}
+}

@@ -237,6 +237,10 @@ func replayRecords(ctx context.Context, o *options, src recordSource, match *fil
 	return err
 }
 
+// recordsNotWritten keys the warning that -w leaves a recording's
+// hooktrace records out (no link type is this).
+const recordsNotWritten = capture.LinkType(1<<31 - 1)
+
 func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *output, limit uint64, j *replayJourneys, warn func(error)) error {
 	warned := map[capture.LinkType]bool{}
 	names := j.rec // interface names for the frames' indexes
@@ -254,6 +258,10 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		}
 		if err != nil {
 			return err
+		}
+		if rec.Custom != nil && out.pcapng != nil && !warned[recordsNotWritten] {
+			warned[recordsNotWritten] = true
+			warn(errors.New("-w writes the packets only: the recording's trace events, kernel drops, interface names and rulesets are left out (the terminal UI's w and W, and explain --save, keep them)"))
 		}
 		if c := rec.Custom; c != nil && j.staged {
 			if c.Kind == capture.CustomInterface {
