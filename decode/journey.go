@@ -2,6 +2,7 @@ package decode
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -131,6 +132,18 @@ type Journey struct {
 	// Incomplete: events may be missing (the kernel reported lost events
 	// while the journey was open).
 	Incomplete bool
+}
+
+// Namespaces lists the namespaces the journey crossed, each once, in the
+// order of its steps.
+func (j *Journey) Namespaces() []string {
+	var out []string
+	for i := range j.Steps {
+		if ns := j.Steps[i].Netns; !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	return out
 }
 
 // KernelDrop is a packet the kernel freed as dropped (skb:kfree_skb),

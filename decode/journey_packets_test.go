@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -57,5 +58,14 @@ func TestJourneyPackets(t *testing.T) {
 				t.Fatalf("no packet joined a journey in %s", path)
 			}
 		})
+	}
+}
+
+// TestJourneyNamespaces lists each namespace once, in the order of the
+// steps.
+func TestJourneyNamespaces(t *testing.T) {
+	j := &Journey{Steps: []Step{{Netns: "a"}, {Netns: "b"}, {Netns: "a"}, {Netns: ""}, {Netns: "c"}, {Netns: "b"}}}
+	if got := j.Namespaces(); !reflect.DeepEqual(got, []string{"a", "b", "", "c"}) {
+		t.Errorf("Namespaces() = %q", got)
 	}
 }

@@ -148,7 +148,7 @@ func (s *journeySaver) keep(j *decode.Journey) {
 		s.err = fmt.Errorf("journey %d: some of its records were older than %v and no longer kept", j.ID, inputKeep)
 		return
 	}
-	for _, ns := range journeyNamespaces(j) {
+	for _, ns := range j.Namespaces() {
 		if s.rulesets[ns] {
 			continue
 		}
@@ -193,17 +193,6 @@ func (s *journeySaver) open() error {
 		}
 	})
 	return nil
-}
-
-// journeyNamespaces lists the namespaces a journey crossed, each once.
-func journeyNamespaces(j *decode.Journey) []string {
-	var out []string
-	for i := range j.Steps {
-		if ns := j.Steps[i].Netns; !slices.Contains(out, ns) {
-			out = append(out, ns)
-		}
-	}
-	return out
 }
 
 // close finishes the file and writes the Markdown summary beside it; it

@@ -247,7 +247,7 @@ func (m *Model) writeJourney(path string, j *decode.Journey, rows []int) (savedC
 	}
 	err = m.writeFile(path, func(w *capture.PcapngWriter) error {
 		iw := m.incidentWriter(w)
-		if err := m.writeRulesets(iw, journeyNamespaces(j)); err != nil {
+		if err := m.writeRulesets(iw, j.Namespaces()); err != nil {
 			return err
 		}
 		return iw.Journey(j, recs)
@@ -331,17 +331,6 @@ func writeRecorded(iw *ui.IncidentWriter, r decode.Recorded) error {
 		return iw.Loss(r.Loss)
 	}
 	return nil
-}
-
-// journeyNamespaces lists the namespaces a journey crossed, each once.
-func journeyNamespaces(j *decode.Journey) []string {
-	var out []string
-	for i := range j.Steps {
-		if ns := j.Steps[i].Netns; !slices.Contains(out, ns) {
-			out = append(out, ns)
-		}
-	}
-	return out
 }
 
 func plural(n int, what string) string {
