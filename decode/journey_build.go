@@ -159,6 +159,19 @@ func (b *JourneyBuilder) Flush() []*Journey {
 	return b.Closed()
 }
 
+// AddRecorded gives the builder what a hooktrace record held: a trace
+// event, a kernel drop, or a loss of events.
+func (b *JourneyBuilder) AddRecorded(r Recorded) {
+	switch {
+	case r.Trace != nil:
+		b.AddTrace(r.Trace)
+	case r.Drop != nil:
+		b.AddDrop(r.Drop)
+	case r.Loss != nil:
+		b.MarkLoss(r.Loss.Netns, r.Loss.Time)
+	}
+}
+
 // MarkLoss notes that the kernel lost events of namespace netns ("" for
 // all) at time at: journeys open then are marked incomplete.
 func (b *JourneyBuilder) MarkLoss(netns string, at time.Time) {

@@ -108,14 +108,7 @@ func (r *replayJourneys) take(got decode.Recorded, err error) error {
 		r.warn(err)
 		return nil
 	}
-	switch {
-	case got.Trace != nil:
-		r.b.AddTrace(got.Trace)
-	case got.Drop != nil:
-		r.b.AddDrop(got.Drop)
-	case got.Loss != nil:
-		r.b.MarkLoss(got.Loss.Netns, got.Loss.Time)
-	}
+	r.b.AddRecorded(got)
 	return r.emit(r.b.Closed())
 }
 

@@ -77,14 +77,10 @@ func (m *Model) rebuildJourney(jid uint32) *decode.Journey {
 		return nil
 	}, func(k keptRecord) error {
 		rec, err := m.st.decodeRecord(k)
-		switch {
-		case err != nil:
+		if err != nil {
 			return err
-		case rec.Trace != nil:
-			b.AddTrace(rec.Trace)
-		case rec.Drop != nil:
-			b.AddDrop(rec.Drop)
 		}
+		b.AddRecorded(rec)
 		return nil
 	})
 	if err != nil {

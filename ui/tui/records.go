@@ -103,17 +103,11 @@ func (s *frameRecords) NextRecord() (Record, error) {
 // whether the batch being filled should go now: the source's clock
 // ticked.
 func (jt *journeyTracker) take(r Record) bool {
-	switch {
-	case r.Trace != nil:
-		jt.b.AddTrace(r.Trace)
-	case r.Drop != nil:
-		jt.b.AddDrop(r.Drop)
-	case r.Loss != nil:
-		jt.b.MarkLoss(r.Loss.Netns, r.Loss.Time)
-	case !r.Clock.IsZero():
+	if !r.Clock.IsZero() {
 		jt.b.Advance(r.Clock)
 		return true
 	}
+	jt.b.AddRecorded(decode.Recorded{Trace: r.Trace, Drop: r.Drop, Loss: r.Loss})
 	return false
 }
 
