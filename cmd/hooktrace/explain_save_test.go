@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hooktrace/hooktrace/decode"
 	nstest "github.com/hooktrace/hooktrace/fixtures/netns"
@@ -29,49 +28,12 @@ func runExplainSave(t *testing.T, top *scenario.Topology, file string) (int, str
 // it returns is out's when out is a lockedBuffer.
 func runExplainSaveTo(t *testing.T, top *scenario.Topology, file string, out io.Writer) (int, string, string) {
 	t.Helper()
-	var stderr lockedBuffer
-	cmd := exec.Command(hooktraceBin, "explain", "--json", "--timeout", "10s", "--save", file, "--netns", strings.Join(top.Trace, ","), top.Filter)
-	cmd.Stdout, cmd.Stderr = out, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), "waiting for the first packet") {
-		select {
-		case err := <-done:
-			t.Fatalf("explain ended before it was ready: %v: %s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("explain not ready after 20 s: %s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := top.Send(); err != nil {
-		t.Errorf("send: %v", err)
-	}
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("explain did not end: %s", stderr.String())
-	}
-	var ee *exec.ExitError
-	code := 0
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	code, stderr := explainScenario(t, top, out, "--save", file)
 	stdout := ""
 	if b, ok := out.(*lockedBuffer); ok {
 		stdout = b.String()
 	}
-	return code, stdout, stderr.String()
+	return code, stdout, stderr
 }
 
 // TestExplainSave explains the rule-drop scenario's packet with --save:

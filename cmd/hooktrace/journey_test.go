@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -47,9 +48,34 @@ type journeyRecord struct {
 // code, the journey records and stderr.
 func runExplain(t *testing.T, top *scenario.Topology) (int, []journeyRecord, string) {
 	t.Helper()
-	var stdout, stderr lockedBuffer
-	cmd := exec.Command(hooktraceBin, "explain", "--json", "--timeout", "10s", "--netns", strings.Join(top.Trace, ","), top.Filter)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var stdout lockedBuffer
+	code, stderr := explainScenario(t, top, &stdout)
+	var recs []journeyRecord
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var r journeyRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("bad NDJSON line %q: %v", line, err)
+		}
+		if r.Type == "journey" {
+			recs = append(recs, r)
+		}
+	}
+	return code, recs, stderr
+}
+
+// explainScenario runs `hooktrace explain --json --timeout 10s [args...]`
+// on a built scenario's namespaces and filter, with its standard output
+// going to out: it waits for explain's ready line, sends the packet, and
+// returns explain's exit code and standard error.
+func explainScenario(t *testing.T, top *scenario.Topology, out io.Writer, args ...string) (int, string) {
+	t.Helper()
+	var stderr lockedBuffer
+	args = append(append([]string{"explain", "--json", "--timeout", "10s"}, args...), "--netns", strings.Join(top.Trace, ","), top.Filter)
+	cmd := exec.Command(hooktraceBin, args...)
+	cmd.Stdout, cmd.Stderr = out, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +106,6 @@ func runExplain(t *testing.T, top *scenario.Topology) (int, []journeyRecord, str
 	select {
 	case err = <-done:
 	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
 		t.Fatalf("explain did not end: %s", stderr.String())
 	}
 	code := 0
@@ -90,20 +115,7 @@ func runExplain(t *testing.T, top *scenario.Topology) (int, []journeyRecord, str
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	var recs []journeyRecord
-	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var r journeyRecord
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("bad NDJSON line %q: %v", line, err)
-		}
-		if r.Type == "journey" {
-			recs = append(recs, r)
-		}
-	}
-	return code, recs, stderr.String()
+	return code, stderr.String()
 }
 
 // TestJourneyScenarios explains the packet of every scenario of the
