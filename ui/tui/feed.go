@@ -87,7 +87,7 @@ type FeedOptions struct {
 	// another core, so the list is whole long before the journeys are.
 	Index capture.Source
 	// Shed, if set, counts the records a live source shed so far because
-	// Feed lagged: batches carry the increase, and the journeys open then
+	// FeedRecords lagged: batches carry the increase, and the journeys open then
 	// are marked incomplete.
 	Shed func() uint64
 	// Stats, if set, is kept up to date with the journey builder's

@@ -43,8 +43,8 @@ func (wallClock) Timer(d time.Duration) (<-chan time.Time, func() bool) {
 // they happened: each frame waits until its time since the previous one,
 // divided by the speed, has passed. It can be paused, stepped one frame
 // at a time, and sped up or slowed down while it runs. Its methods are
-// safe for concurrent use: Feed's goroutine calls Next, the model's keys
-// call the controls.
+// safe for concurrent use: FeedRecords' goroutine calls Next (through
+// the caller's record source), the model's keys call the controls.
 //
 // The playback clock is where in the capture's time the playback is. It
 // runs at the speed from anchorT, which it read at anchorW on the wall
@@ -74,8 +74,8 @@ type Playback struct {
 }
 
 // NewPlayback paces src at speed (0: as fast as possible), on clock (nil:
-// the wall clock). Feed lists a frame when it sends its batch: give it
-// MaxFrames 1 so that each frame is listed as soon as it is due.
+// the wall clock). FeedRecords lists a frame when it sends its batch:
+// give it MaxFrames 1 so that each frame is listed as soon as it is due.
 func NewPlayback(src capture.Source, speed int, clock Clock) *Playback {
 	if clock == nil {
 		clock = wallClock{}

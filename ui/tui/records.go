@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"context"
 	"sync/atomic"
 	"time"
 
@@ -21,7 +20,7 @@ type Record struct {
 	Loss  *decode.LossNotice // events were lost: journeys open then are incomplete
 	// Clock says that the source's time reached Clock with nothing else
 	// to deliver (a live source, on a tick): journeys idle since then
-	// close, and what Feed holds goes to the model.
+	// close, and what FeedRecords holds goes to the model.
 	Clock time.Time
 }
 
@@ -77,26 +76,6 @@ type RecordSource interface {
 type FeedStats struct {
 	Evicted   atomic.Uint64 // journeys closed early to bound memory
 	Unmatched atomic.Uint64 // records that joined no journey
-}
-
-// Feed is FeedRecords over the frames of src.
-func Feed(ctx context.Context, src capture.Source, out chan<- Batch, opt FeedOptions) {
-	FeedRecords(ctx, &frameRecords{src: src}, out, opt)
-}
-
-// frameRecords delivers the frames of a capture.Source as records.
-type frameRecords struct {
-	src capture.Source
-	f   capture.Frame
-}
-
-func (s *frameRecords) NextRecord() (Record, error) {
-	f, err := s.src.Next()
-	if err != nil {
-		return Record{}, err
-	}
-	s.f = f
-	return Record{Frame: &s.f}, nil
 }
 
 // take gives the journey builder a record other than a frame. It says
