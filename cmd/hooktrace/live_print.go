@@ -70,7 +70,7 @@ func (p *printOutput) drop(d nflog.KernelDrop) {
 // run prints the capture's frames until it ends or -c is reached; live
 // frames passed the kernel's filter already.
 func (p *printOutput) run(live *capture.Live, stop func()) error {
-	return writeFrames(context.Background(), live, nil, p.out, p.count, p.stderr)
+	return writeFrames(context.Background(), live, p.out, p.count, p.stderr)
 }
 
 // finish prints the journeys still open, then the statistics, and closes

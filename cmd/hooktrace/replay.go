@@ -61,10 +61,11 @@ func replay(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	return err
 }
 
-// writeFrames prints and writes the frames of src that pass match (nil:
-// all) until the source ends, ctx ends, or limit packets were written.
-func writeFrames(ctx context.Context, src capture.Source, match *filter.Set, out *output, limit uint64, stderr io.Writer) error {
-	warned := map[capture.LinkType]bool{}
+// writeFrames prints and writes the frames of a live capture (which
+// passed the kernel's filter already) until it ends, ctx ends, or limit
+// packets were written.
+func writeFrames(ctx context.Context, src capture.Source, out *output, limit uint64, stderr io.Writer) error {
+	check := newFrameCheck(nil, func(err error) { fmt.Fprintf(stderr, "hooktrace: warning: %v\n", err) })
 	var n, printed uint64
 	for {
 		if n&1023 == 0 && ctx.Err() != nil {
@@ -78,19 +79,8 @@ func writeFrames(ctx context.Context, src capture.Source, match *filter.Set, out
 			return err
 		}
 		n++
-		if !decode.SupportsLinkType(f.LinkType) && !warned[f.LinkType] {
-			warned[f.LinkType] = true
-			fmt.Fprintf(stderr, "hooktrace: warning: packet %d: unknown link type %d; such packets are shown undecoded\n", n, f.LinkType)
-		}
-		if match != nil {
-			ok, err := match.Match(int(f.LinkType), f.Data, f.Len)
-			if err != nil && !warned[f.LinkType|1<<31] {
-				warned[f.LinkType|1<<31] = true
-				fmt.Fprintf(stderr, "hooktrace: warning: packet %d: %v; packets of link type %d are skipped\n", n, err, f.LinkType)
-			}
-			if !ok {
-				continue
-			}
+		if !check.pass(n, f) {
+			continue
 		}
 		if err := out.packet(n, f); err != nil {
 			return err
@@ -100,4 +90,34 @@ func writeFrames(ctx context.Context, src capture.Source, match *filter.Set, out
 			return nil
 		}
 	}
+}
+
+// frameCheck says which frames the filter passes (nil: all), and warns
+// once per link type about frames hooktrace cannot decode or the filter
+// cannot take.
+type frameCheck struct {
+	match  *filter.Set
+	warn   func(error)
+	warned map[capture.LinkType]bool
+}
+
+func newFrameCheck(match *filter.Set, warn func(error)) *frameCheck {
+	return &frameCheck{match: match, warn: warn, warned: map[capture.LinkType]bool{}}
+}
+
+// pass checks frame f, the n-th of the input.
+func (c *frameCheck) pass(n uint64, f capture.Frame) bool {
+	if !decode.SupportsLinkType(f.LinkType) && !c.warned[f.LinkType] {
+		c.warned[f.LinkType] = true
+		c.warn(fmt.Errorf("packet %d: unknown link type %d; such packets are shown undecoded", n, f.LinkType))
+	}
+	if c.match == nil {
+		return true
+	}
+	ok, err := c.match.Match(int(f.LinkType), f.Data, f.Len)
+	if err != nil && !c.warned[f.LinkType|1<<31] {
+		c.warned[f.LinkType|1<<31] = true
+		c.warn(fmt.Errorf("packet %d: %v; packets of link type %d are skipped", n, err, f.LinkType))
+	}
+	return ok
 }

@@ -230,12 +230,9 @@ func replayRecords(ctx context.Context, o *options, src recordSource, match *fil
 	return err
 }
 
-// recordsNotWritten keys the warning that -w leaves a recording's
-// hooktrace records out (no link type is this).
-const recordsNotWritten = capture.LinkType(1<<31 - 1)
-
 func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *output, limit uint64, j *replayJourneys, warn func(error)) error {
-	warned := map[capture.LinkType]bool{}
+	check := newFrameCheck(match, warn)
+	warnedRecords := false
 	names := j.rec // interface names for the frames' indexes
 	if j.staged {
 		names = decode.NewRecording() // the stage keeps its own, in its goroutine
@@ -252,8 +249,8 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		if err != nil {
 			return err
 		}
-		if rec.Custom != nil && out.pcapng != nil && !warned[recordsNotWritten] {
-			warned[recordsNotWritten] = true
+		if rec.Custom != nil && out.pcapng != nil && !warnedRecords {
+			warnedRecords = true
 			warn(errors.New("-w writes the packets only: the recording's trace events, kernel drops, interface names and rulesets are left out (the terminal UI's w and W, and explain --save, keep them)"))
 		}
 		if c := rec.Custom; c != nil && j.staged {
@@ -274,19 +271,8 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		f := rec.Frame
 		names.FillIndex(&f)
 		n++
-		if !decode.SupportsLinkType(f.LinkType) && !warned[f.LinkType] {
-			warned[f.LinkType] = true
-			warn(fmt.Errorf("packet %d: unknown link type %d; such packets are shown undecoded", n, f.LinkType))
-		}
-		if match != nil {
-			ok, err := match.Match(int(f.LinkType), f.Data, f.Len)
-			if err != nil && !warned[f.LinkType|1<<31] {
-				warned[f.LinkType|1<<31] = true
-				warn(fmt.Errorf("packet %d: %v; packets of link type %d are skipped", n, err, f.LinkType))
-			}
-			if !ok {
-				continue
-			}
+		if !check.pass(n, f) {
+			continue
 		}
 		if err := out.packet(n, f); err != nil {
 			return err
