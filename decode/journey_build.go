@@ -1,9 +1,6 @@
 package decode
 
 import (
-	"bytes"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -27,6 +24,10 @@ type JourneyOptions struct {
 	// replay) leaves the route steps out. The builder calls it when a
 	// journey closes.
 	Route func(netns string, q nflog.RouteQuery) (nflog.RouteDecision, bool)
+	// Unassembled: closed journeys wait, unassembled, for ClosedPending,
+	// so that the taker assembles them, on goroutines of its own.
+	// (Closed and Flush assemble the ones waiting.)
+	Unassembled bool
 }
 
 // JourneyStats count what a JourneyBuilder did.
@@ -46,11 +47,11 @@ type JourneyStats struct {
 // those of one packet may come out of order within the Window.
 type JourneyBuilder struct {
 	opt     JourneyOptions
-	open    map[*jstate]struct{}
+	nopen   int // journeys open now
 	byFP    map[uint64]fpEntry
 	byTrace map[traceKey]*jstate
 	byReset map[uint64]*jstate
-	queue   []*jstate // open journeys (and some closed ones) in the order they started
+	queue   []*jstate // open journeys (and some closed ones) in the order they started, so by id
 	// early holds kernel drops that came before any other record of
 	// their packet (the drop probe is faster than the capture), by
 	// fingerprint, until the packet's journey starts or the window ends.
@@ -60,13 +61,15 @@ type JourneyBuilder struct {
 	closed  []*Journey
 	nextID  uint64
 	seq     int
-	obsFree [][]obs // observation slices of closed journeys, emptied, for new ones
-	obsHint int     // observations of the journeys closed lately (a running mean, times 16)
-	packets uint64  // AddPacket calls so far
-	traces  uint64  // AddTrace calls so far
-	drops   uint64  // AddDrop calls so far
-	stats   JourneyStats
-	dec     *Decoder
+	pool    *obsPool         // observation slices of closed journeys, emptied, for new ones
+	pending []PendingJourney // closed, unassembled (JourneyOptions.Unassembled)
+	// pendingUsed: how much of pending the last ClosedPending returned.
+	pendingUsed int
+	obsHint     int    // observations of the journeys closed lately (a running mean, times 16)
+	packets     uint64 // AddPacket calls so far
+	traces      uint64 // AddTrace calls so far
+	drops       uint64 // AddDrop calls so far
+	stats       JourneyStats
 }
 
 // fpEntry finds a journey by a packet's fingerprint; outer says the
@@ -83,6 +86,7 @@ type fpEntry struct {
 // jstate is an open journey.
 type jstate struct {
 	id         uint64
+	open       bool // not closed or merged into another yet
 	obs        []obs
 	fps        []uint64
 	traces     []traceKey
@@ -91,6 +95,7 @@ type jstate struct {
 	last       time.Time
 	frame      capture.Frame // first sighting, copied
 	frameKT    bool          // frame's time is the kernel's
+	frameIP    ipView        // frame's innermost IP packet (its quoted bytes not kept)
 	incomplete bool
 	quiet      []uint64 // trace events (AddTrace numbers) that joined without a step of their own
 }
@@ -122,20 +127,24 @@ func NewJourneyBuilder(opt JourneyOptions) *JourneyBuilder {
 		opt.MaxOpen = 65536
 	}
 	return &JourneyBuilder{
-		opt: opt, open: map[*jstate]struct{}{}, byFP: map[uint64]fpEntry{},
-		byTrace: map[traceKey]*jstate{}, byReset: map[uint64]*jstate{}, early: map[uint64][]obs{}, dec: NewDecoder(),
+		opt: opt, byFP: map[uint64]fpEntry{},
+		byTrace: map[traceKey]*jstate{}, byReset: map[uint64]*jstate{}, early: map[uint64][]obs{}, pool: &obsPool{},
 	}
 }
 
 // Stats returns the builder's counters.
 func (b *JourneyBuilder) Stats() JourneyStats {
 	s := b.stats
-	s.Open = len(b.open)
+	s.Open = b.nopen
 	return s
 }
 
 // Closed returns the journeys closed since the last call, oldest first.
 func (b *JourneyBuilder) Closed() []*Journey {
+	for i := range b.pending {
+		b.closed = append(b.closed, b.pending[i].Assemble())
+	}
+	b.pending = nil
 	c := b.closed
 	b.closed = nil
 	return c
@@ -144,19 +153,29 @@ func (b *JourneyBuilder) Closed() []*Journey {
 // Flush closes every open journey (at the end of the input) and returns
 // all closed journeys not yet taken.
 func (b *JourneyBuilder) Flush() []*Journey {
-	var all []*jstate
-	for js := range b.open {
-		all = append(all, js)
+	b.closeAll()
+	return b.Closed()
+}
+
+// FlushPending is Flush for a builder with JourneyOptions.Unassembled:
+// the journeys come unassembled.
+func (b *JourneyBuilder) FlushPending() []PendingJourney {
+	b.closeAll()
+	return b.ClosedPending()
+}
+
+func (b *JourneyBuilder) closeAll() {
+	for _, js := range b.queue {
+		if js.open {
+			b.close(js)
+		}
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].id < all[j].id })
-	for _, js := range all {
-		b.close(js)
-	}
+	clear(b.queue)
+	b.queue = b.queue[:0]
 	for fp, early := range b.early {
 		delete(b.early, fp)
 		b.stats.Unmatched += uint64(len(early))
 	}
-	return b.Closed()
 }
 
 // AddRecorded gives the builder what a hooktrace record held: a trace
@@ -175,8 +194,8 @@ func (b *JourneyBuilder) AddRecorded(r Recorded) {
 // MarkLoss notes that the kernel lost events of namespace netns ("" for
 // all) at time at: journeys open then are marked incomplete.
 func (b *JourneyBuilder) MarkLoss(netns string, at time.Time) {
-	for js := range b.open {
-		if (netns == "" || js.seen(netns)) && !js.last.Before(at.Add(-b.opt.Window)) {
+	for _, js := range b.queue {
+		if js.open && (netns == "" || js.seen(netns)) && !js.last.Before(at.Add(-b.opt.Window)) {
 			js.incomplete = true
 		}
 	}
@@ -198,7 +217,7 @@ func (b *JourneyBuilder) advance(t time.Time) {
 	if t.After(b.now) {
 		b.now = t
 	}
-	if b.now.Sub(b.scanned) < b.opt.Window/4 {
+	if b.now.Sub(b.scanned) < b.opt.Window/32 {
 		return
 	}
 	b.closeIdle()
@@ -222,16 +241,19 @@ func (b *JourneyBuilder) closeIdle() {
 			b.stats.Unmatched += uint64(len(early))
 		}
 	}
-	var idle []*jstate
-	for js := range b.open {
-		if b.now.Sub(js.last) > b.opt.Window {
-			idle = append(idle, js)
+	// The queue is in id order: journeys close in the order they
+	// started, and the queue keeps only those still open.
+	live := b.queue[:0]
+	for _, js := range b.queue {
+		if js.open && b.now.Sub(js.last) > b.opt.Window {
+			b.close(js)
+		}
+		if js.open {
+			live = append(live, js)
 		}
 	}
-	sort.Slice(idle, func(i, j int) bool { return idle[i].id < idle[j].id })
-	for _, js := range idle {
-		b.close(js)
-	}
+	clear(b.queue[len(live):])
+	b.queue = live
 }
 
 // find returns the open journey a fingerprint names, if it was seen
@@ -249,7 +271,7 @@ func (b *JourneyBuilder) find(fp uint64, t time.Time) (fpEntry, bool) {
 
 // start opens a journey.
 func (b *JourneyBuilder) start(t time.Time) *jstate {
-	if len(b.open) >= b.opt.MaxOpen {
+	if b.nopen >= b.opt.MaxOpen {
 		// The oldest journey still open goes first: the queue is in the
 		// order journeys started; closed ones are skipped as they come
 		// up, so finding it costs O(1) on average, not a scan.
@@ -257,7 +279,7 @@ func (b *JourneyBuilder) start(t time.Time) *jstate {
 			oldest := b.queue[0]
 			b.queue[0] = nil
 			b.queue = b.queue[1:]
-			if _, open := b.open[oldest]; open {
+			if oldest.open {
 				b.stats.Evicted++
 				b.close(oldest)
 				break
@@ -265,13 +287,13 @@ func (b *JourneyBuilder) start(t time.Time) *jstate {
 		}
 	}
 	b.nextID++
-	js := &jstate{id: b.nextID, first: t, last: t, obs: b.newObs()}
-	b.open[js] = struct{}{}
-	if len(b.queue) > 4*len(b.open)+64 {
+	js := &jstate{id: b.nextID, open: true, first: t, last: t, obs: b.newObs()}
+	b.nopen++
+	if len(b.queue) > 4*b.nopen+64 {
 		// Drop the closed journeys the queue still names.
 		live := b.queue[:0]
 		for _, q := range b.queue {
-			if _, open := b.open[q]; open {
+			if q.open {
 				live = append(live, q)
 			}
 		}
@@ -296,7 +318,7 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer bool) {
 			return
 		}
 	case ok:
-		if _, open := b.open[e.js]; open && js.last.Sub(e.js.last) <= b.opt.Window {
+		if e.js.open && js.last.Sub(e.js.last) <= b.opt.Window {
 			if outer && e.js.onlyHeaders() {
 				// A journey that knew only this tunnel packet (trace events
 				// in the underlay, which show no inner packet) is this
@@ -335,7 +357,8 @@ func (js *jstate) onlyHeaders() bool {
 // merge moves journey from into into, as observations of into's tunnel
 // packet, and points everything that found from at into.
 func (b *JourneyBuilder) merge(into, from *jstate) {
-	delete(b.open, from)
+	from.open = false
+	b.nopen--
 	for _, o := range from.obs {
 		o.outer = true
 		b.add(into, o)
@@ -367,23 +390,15 @@ func (b *JourneyBuilder) merge(into, from *jstate) {
 // newObs returns an empty slice for a journey's observations: one a
 // closed journey left, or a new one.
 func (b *JourneyBuilder) newObs() []obs {
-	if n := len(b.obsFree); n > 0 {
-		o := b.obsFree[n-1]
-		b.obsFree = b.obsFree[:n-1]
+	if o := b.pool.get(); o != nil {
 		return o
 	}
 	return make([]obs, 0, max(1, (b.obsHint+15)/16)) // as many as journeys lately had: no regrowing
 }
 
-// freeObs keeps a closed journey's observation slice for a new journey
-// (a journey's observations grow it a few times: most of the builder's
-// allocations, and of the collector's work, were these).
+// freeObs keeps a closed journey's observation slice for a new journey.
 func (b *JourneyBuilder) freeObs(o []obs) {
-	if cap(o) == 0 || cap(o) > 64 || len(b.obsFree) >= max(2048, len(b.open)) {
-		return
-	}
-	clear(o)
-	b.obsFree = append(b.obsFree, o[:0])
+	b.pool.put(o, max(2048, b.nopen))
 }
 
 // add records an observation.
@@ -404,31 +419,8 @@ func (b *JourneyBuilder) add(js *jstate, o obs) {
 // message (LINKTYPE_NFLOG). Frames that carry no IP packet are ignored.
 // p is not kept: what the journey needs is copied.
 func (b *JourneyBuilder) AddPacket(p *Packet) {
-	f := p.Frame
-	b.packets++
-	b.advance(f.Time)
-	if f.LinkType == capture.LinkTypeNFLOG {
-		b.addNFLOG(p, b.packets)
-		return
-	}
-	pv, ok := readPacket(p)
-	if !ok {
-		return
-	}
-	o := obs{
-		step: Step{Time: f.Time, Netns: f.Netns, Kind: StepCapture, Iface: f.Iface, Dir: f.Dir.String()},
-		ep:   pv.inner.ep, hasEP: true, kt: true, proto: pv.inner.proto, pkt: b.packets,
-	}
-	js, o, ok := b.join(pv, o)
-	if !ok {
-		return
-	}
-	if js.frame.Data == nil || f.Time.Before(js.frame.Time) || !js.frameKT {
-		js.frame = f
-		js.frame.Data = bytes.Clone(f.Data)
-		js.frameKT = true
-	}
-	b.add(js, o)
+	s := SightPacket(p)
+	b.AddSighting(&s)
 }
 
 // tunnelView is the tunnel packet a sighting showed around the packet.
@@ -493,13 +485,14 @@ func readPacket(p *Packet) (pv packetView, ok bool) {
 // marked as of the tunnel packet when there is one. ok is false when the
 // sighting was an ICMP error or a reset answering a known packet: it was
 // added to that packet's journey instead.
-func (b *JourneyBuilder) join(pv packetView, o obs) (*jstate, obs, bool) {
-	v, t := pv.inner, o.step.Time
+func (b *JourneyBuilder) join(s *Sighting, o obs) (*jstate, obs, bool) {
+	pv := &s.pv
+	v, t := &pv.inner, o.step.Time
 	if v.quoted != nil && b.linkError(v, o) {
 		return nil, o, false
 	}
-	if v.proto == 6 && v.tcpFlags&tcpRST != 0 {
-		if js, ok := b.byReset[resetKeyOf(v)]; ok {
+	if s.answer != 0 {
+		if js, ok := b.byReset[s.answer]; ok {
 			b.linkReset(js, v, o)
 			return nil, o, false
 		}
@@ -518,23 +511,16 @@ func (b *JourneyBuilder) join(pv packetView, o obs) (*jstate, obs, bool) {
 		o.tun, o.outer = &tunnelView{name: pv.tunnel, vni: pv.vni, outer: pv.outer.ep}, true
 		b.index(js, pv.outer.fp, true)
 	}
-	b.indexReset(js, v)
+	b.indexReset(js, s.reset)
 	return js, o, true
 }
 
-// indexReset lets the TCP reset that answers a segment find its journey.
-func (b *JourneyBuilder) indexReset(js *jstate, v ipView) {
-	if v.proto != 6 || v.tcpFlags&tcpRST != 0 || !v.ep.Src.IsValid() {
+// indexReset lets the TCP reset that answers a segment find its
+// journey, by the key nextResetKey gave (0: none).
+func (b *JourneyBuilder) indexReset(js *jstate, k uint64) {
+	if k == 0 {
 		return
 	}
-	n := uint32(v.tcpPayload)
-	if v.tcpFlags&tcpSYN != 0 {
-		n++
-	}
-	if v.tcpFlags&tcpFIN != 0 {
-		n++
-	}
-	k := resetKey(v.ep, v.tcpSeq+n)
 	if _, ok := b.byReset[k]; !ok {
 		b.byReset[k] = js
 		js.resets = append(js.resets, k)
@@ -543,7 +529,7 @@ func (b *JourneyBuilder) indexReset(js *jstate, v ipView) {
 
 // linkError adds an ICMP error to the journey of the packet it quotes;
 // false when that packet is not known.
-func (b *JourneyBuilder) linkError(v ipView, o obs) bool {
+func (b *JourneyBuilder) linkError(v *ipView, o obs) bool {
 	q, ok := readIP(v.quoted)
 	if !ok {
 		return false
@@ -564,7 +550,7 @@ func (b *JourneyBuilder) linkError(v ipView, o obs) bool {
 }
 
 // linkReset adds a TCP reset to the journey of the segment it answers.
-func (b *JourneyBuilder) linkReset(js *jstate, v ipView, o obs) {
+func (b *JourneyBuilder) linkReset(js *jstate, v *ipView, o obs) {
 	if js.hasError(o.step.Netns) {
 		return
 	}
@@ -584,135 +570,13 @@ func (js *jstate) hasError(netns string) bool {
 	return false
 }
 
-// addNFLOG takes an NFLOG message: one of hooktrace's own (a packet
-// entering or leaving a hook) or one of the user's log rules.
-func (b *JourneyBuilder) addNFLOG(p *Packet, pkt uint64) {
-	var n *NFLOG
-	for i := range p.Layers {
-		if v, ok := p.Layers[i].dl.(*NFLOG); ok {
-			n = v
-			break
-		}
-	}
-	if n == nil || !n.HasHook {
-		return
-	}
-	pv, ok := readPacket(p)
-	if !ok {
-		return
-	}
-	f := p.Frame
-	v := pv.inner
-	prefix := strings.TrimRight(string(n.Prefix), " \x00")
-	st := Step{Time: f.Time, Netns: f.Netns, Kind: StepNFLOG, Hook: n.HookName(), Family: nflog.FamilyName(n.Family), Prefix: prefix}
-	switch prefix {
-	case nflog.LogPrefixFirst, nflog.LogPrefixLast:
-		st.Kind, st.First, st.Prefix = StepHook, prefix == nflog.LogPrefixFirst, ""
-		if n.Family != 7 {
-			st.Family = "inet"
-		}
-	}
-	if b.opt.IfName != nil {
-		if n.Indev != 0 && (st.Hook == "prerouting" || st.Hook == "input" || st.Hook == "forward") {
-			st.Iface = b.opt.IfName(f.Netns, n.Indev)
-		} else if n.Outdev != 0 {
-			st.Iface = b.opt.IfName(f.Netns, n.Outdev)
-		}
-	}
-	o := obs{step: st, ep: v.ep, hasEP: true, kt: true, mark: n.Mark, proto: v.proto, pkt: pkt}
-	js, o, ok := b.join(pv, o)
-	if !ok {
-		return
-	}
-	if js.frame.Data == nil {
-		// An NFLOG copy: a device capture makes a better first sighting.
-		for i := range p.Layers {
-			if l := &p.Layers[i]; (l.Proto == ProtoIPv4 || l.Proto == ProtoIPv6) && l.Err == nil {
-				off, _ := l.Span(f.Data)
-				js.frame = capture.Frame{Time: f.Time, Netns: f.Netns, Iface: f.Iface, LinkType: capture.LinkTypeRaw,
-					Len: len(f.Data) - off, Data: bytes.Clone(f.Data[off:])}
-				break
-			}
-		}
-		js.frameKT = false
-	}
-	b.add(js, o)
-}
-
 // AddTrace takes an nf_tables trace event or an iptables-legacy TRACE
 // line. The first event of each base chain carries the packet's headers
 // and finds (or starts) its journey; the events after it follow by the
 // trace id, per namespace.
 func (b *JourneyBuilder) AddTrace(ev *TraceEvent) {
-	b.traces++
-	b.advance(ev.Time)
-	key := traceKey{ev.Netns, ev.ID}
-	var js *jstate
-	o := obs{trc: b.traces}
-	if len(ev.Network) > 0 {
-		hdr := append(append(make([]byte, 0, len(ev.Network)+len(ev.Transport)), ev.Network...), ev.Transport...)
-		v, ok := readIP(hdr)
-		if ok {
-			o.ep, o.hasEP, o.proto = v.ep, true, v.proto
-			if e, found := b.find(v.fp, ev.Time); found {
-				js, o.outer = e.js, e.outer
-			} else {
-				js = b.start(ev.Time)
-				b.index(js, v.fp, false)
-			}
-			b.indexReset(js, v)
-			if js.frame.Data == nil {
-				js.frame = capture.Frame{Time: ev.Time, Netns: ev.Netns, LinkType: capture.LinkTypeRaw, Len: len(hdr), Data: hdr}
-			}
-			if old, ok := b.byTrace[key]; !ok || old != js {
-				b.byTrace[key] = js
-				js.traces = append(js.traces, key)
-			}
-		}
-	}
-	if js == nil {
-		var ok bool
-		if js, ok = b.byTrace[key]; !ok {
-			b.stats.Unmatched++
-			return
-		}
-		if _, open := b.open[js]; !open {
-			b.stats.Unmatched++
-			return
-		}
-		o.outer = js.lastOuter(ev.Netns)
-	}
-	if ev.Type == nflog.TraceRule && ev.Handle == 0 && ev.RuleNumber == 0 && ev.Verdict == nflog.VerdictContinue {
-		// The implicit end of a chain: nothing matched there, which the
-		// next event (a policy, or the chain that jumped here) shows.
-		if js.last.Before(ev.Time) {
-			js.last = ev.Time
-		}
-		js.quiet = append(js.quiet, b.traces-1)
-		return
-	}
-	st := Step{
-		Time: ev.Time, Netns: ev.Netns, Kind: StepRule, Hook: ev.Hook, Family: nflog.FamilyName(ev.Family),
-		Table: ev.Table, Chain: ev.Chain, Priority: ev.Priority, HasPriority: ev.HasPriority,
-		Handle: ev.Handle, RuleNumber: ev.RuleNumber, Rule: ev.Rule, JumpTarget: ev.JumpTarget,
-	}
-	if ev.IptablesRule != "" {
-		st.Rule = ev.IptablesRule
-	}
-	st.Rule = stripCounters(st.Rule)
-	if ev.Type == nflog.TracePolicy {
-		st.Kind = StepPolicy
-	}
-	if v, ok := ev.Outcome(); ok {
-		st.Verdict = v.String()
-	}
-	if ev.IIFName != "" {
-		st.Iface = ev.IIFName
-	} else if ev.OIFName != "" {
-		st.Iface = ev.OIFName
-	}
-	o.step, o.mark = st, ev.Mark
-	b.add(js, o)
+	s := SightTrace(ev)
+	b.AddSighting(&s)
 }
 
 // lastOuter says whether the journey's latest observation in a namespace
@@ -758,8 +622,8 @@ func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 		}
 		js, o.outer = e.js, e.outer
 	} else {
-		for c := range b.open {
-			if c.seen(d.Netns) && d.Time.Sub(c.last) < 100*time.Millisecond && d.Time.Sub(c.last) > -100*time.Millisecond &&
+		for _, c := range b.queue {
+			if c.open && c.seen(d.Netns) && d.Time.Sub(c.last) < 100*time.Millisecond && d.Time.Sub(c.last) > -100*time.Millisecond &&
 				(js == nil || c.last.After(js.last)) {
 				js = c
 			}
@@ -773,16 +637,17 @@ func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 	b.add(js, o)
 }
 
-// close ends a journey: its observations are put in path order, NAT and
-// tunnel steps inserted, routes asked, and the outcome decided.
+// close ends a journey: it leaves the indexes, and is assembled now,
+// or later by its taker (JourneyOptions.Unassembled).
 func (b *JourneyBuilder) close(js *jstate) {
-	delete(b.open, js)
+	js.open = false
+	b.nopen--
 	for _, fp := range js.fps {
 		if e, ok := b.byFP[fp]; ok && e.js == js {
 			delete(b.byFP, fp)
 		}
 	}
-	if len(b.byFP) > 4*len(b.open)+1024 { // ambiguous entries expire
+	if len(b.byFP) > 4*b.nopen+1024 { // ambiguous entries expire
 		for fp, e := range b.byFP {
 			if e.ambiguous && b.now.Sub(e.at) > b.opt.Window {
 				delete(b.byFP, fp)
@@ -800,68 +665,15 @@ func (b *JourneyBuilder) close(js *jstate) {
 		}
 	}
 	b.stats.Closed++
-	j := &Journey{ID: js.id, First: js.first, Last: js.last, Frame: js.frame, Incomplete: js.incomplete}
-	visits := orderObs(js.obs)
-	if b.opt.Route != nil {
-		addRoutes(visits, b.opt.Route)
-	}
-	j.Steps = pathSteps(visits)
-	for _, v := range visits {
-		for _, o := range v.obs {
-			if o.hasEP && !o.outer && !j.Flow.Src.IsValid() {
-				j.Flow = o.ep
-			}
-		}
-	}
-	for _, o := range js.obs {
-		if o.hasEP && !o.outer && o.proto != 0 && j.Proto == "" {
-			j.Proto = protoName(o.proto)
-		}
-		if o.pkt != 0 {
-			j.Packets = append(j.Packets, o.pkt-1)
-		}
-		if o.trc != 0 {
-			j.Traces = append(j.Traces, o.trc-1)
-		}
-		if o.drp != 0 {
-			j.Drops = append(j.Drops, o.drp-1)
-		}
-	}
-	j.Traces = append(j.Traces, js.quiet...)
-	for _, ns := range []*[]uint64{&j.Packets, &j.Traces, &j.Drops} {
-		slices.Sort(*ns)
-		*ns = slices.Compact(*ns)
-	}
-	if j.Proto == "" && len(j.Frame.Data) > 0 {
-		if v, ok := readIP(ipBytes(b.dec, j.Frame)); ok {
-			j.Proto = protoName(v.proto)
-			if !j.Flow.Src.IsValid() {
-				j.Flow = v.ep
-			}
-		}
-	}
-	decideOutcome(j, visits)
-	b.closed = append(b.closed, j)
+	pj := PendingJourney{id: js.id, first: js.first, last: js.last, frame: js.frame, frameIP: js.frameIP, incomplete: js.incomplete,
+		obs: js.obs, quiet: js.quiet, route: b.opt.Route, pool: b.pool, keep: max(2048, b.nopen)}
 	b.obsHint = min(b.obsHint+len(js.obs)-b.obsHint/16, 64*16)
-	b.freeObs(js.obs) // nothing of the journey points into them any more
 	js.obs = nil
-}
-
-// ipBytes returns the innermost IP packet of a frame.
-func ipBytes(d *Decoder, f capture.Frame) []byte {
-	p := d.Decode(f)
-	var b []byte
-	for i := range p.Layers {
-		l := &p.Layers[i]
-		if l.Quoted {
-			break
-		}
-		if (l.Proto == ProtoIPv4 || l.Proto == ProtoIPv6) && l.Err == nil {
-			off, _ := l.Span(f.Data)
-			b = f.Data[off:]
-		}
+	if b.opt.Unassembled {
+		b.pending = append(b.pending, pj)
+		return
 	}
-	return b
+	b.closed = append(b.closed, pj.Assemble())
 }
 
 func protoName(p uint8) string {

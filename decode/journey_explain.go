@@ -325,6 +325,9 @@ func describeObs(o *obs) string {
 	where := nsName(st.Netns)
 	switch st.Kind {
 	case StepCapture:
+		if st.Iface == "" { // only capture files name no interface
+			return "the capture file, on a device it does not name"
+		}
 		return fmt.Sprintf("%s, device %s (%s)", where, st.Iface, st.Dir)
 	case StepHook:
 		edge := "leaving"

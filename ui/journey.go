@@ -254,6 +254,9 @@ func (t *Text) stepLine(b []byte, st *decode.Step, nsw int) []byte {
 func stepText(st *decode.Step) string {
 	switch st.Kind {
 	case decode.StepCapture:
+		if st.Iface == "" { // a capture file that names no interface
+			return strings.TrimSpace(fmt.Sprintf("%-12s %s", "captured", st.Dir))
+		}
 		return fmt.Sprintf("%-12s %s %s", "device", st.Iface, st.Dir)
 	case decode.StepHook:
 		return fmt.Sprintf("%-12s %s", strings.ToUpper(st.Hook), familyNote(st.Family))

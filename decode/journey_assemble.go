@@ -1,0 +1,146 @@
+package decode
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/nflog"
+)
+
+// PendingJourney is a journey the builder closed and has not assembled
+// (JourneyOptions.Unassembled): its observations as they came. Assemble
+// puts them in path order and decides the outcome; it needs nothing of
+// the builder but what the pending journey holds, so pending journeys
+// can be assembled on other goroutines, many at once.
+type PendingJourney struct {
+	id          uint64
+	first, last time.Time
+	frame       capture.Frame
+	frameIP     ipView
+	incomplete  bool
+	obs         []obs
+	quiet       []uint64
+	route       func(netns string, q nflog.RouteQuery) (nflog.RouteDecision, bool)
+	pool        *obsPool
+	keep        int // how many free observation slices the pool keeps
+}
+
+// Assemble makes the journey: its observations are put in path order,
+// NAT and tunnel steps inserted, routes asked (JourneyOptions.Route), and
+// the outcome decided. Call it once.
+func (pj *PendingJourney) Assemble() *Journey {
+	j := &Journey{ID: pj.id, First: pj.first, Last: pj.last, Frame: pj.frame, Incomplete: pj.incomplete}
+	visits := orderObs(pj.obs)
+	if pj.route != nil {
+		addRoutes(visits, pj.route)
+	}
+	j.Steps = pathSteps(visits)
+	for _, v := range visits {
+		for _, o := range v.obs {
+			if o.hasEP && !o.outer && !j.Flow.Src.IsValid() {
+				j.Flow = o.ep
+			}
+		}
+	}
+	var np, nt, nd int
+	for i := range pj.obs {
+		o := &pj.obs[i]
+		if o.hasEP && !o.outer && o.proto != 0 && j.Proto == "" {
+			j.Proto = protoName(o.proto)
+		}
+		np += min(1, int(o.pkt))
+		nt += min(1, int(o.trc))
+		nd += min(1, int(o.drp))
+	}
+	// One allocation for the three lists.
+	nums := make([]uint64, 0, np+nt+len(pj.quiet)+nd)
+	for i := range pj.obs {
+		if o := &pj.obs[i]; o.pkt != 0 {
+			nums = append(nums, o.pkt-1)
+		}
+	}
+	j.Packets, nums = sortedSet(nums), nums[len(nums):]
+	for i := range pj.obs {
+		if o := &pj.obs[i]; o.trc != 0 {
+			nums = append(nums, o.trc-1)
+		}
+	}
+	nums = append(nums, pj.quiet...)
+	j.Traces, nums = sortedSet(nums), nums[len(nums):]
+	for i := range pj.obs {
+		if o := &pj.obs[i]; o.drp != 0 {
+			nums = append(nums, o.drp-1)
+		}
+	}
+	j.Drops = sortedSet(nums)
+	if v := pj.frameIP; j.Proto == "" && v.fp != 0 {
+		// Seen only inside tunnel packets: the first sighting's innermost
+		// packet says.
+		j.Proto = protoName(v.proto)
+		if !j.Flow.Src.IsValid() {
+			j.Flow = v.ep
+		}
+	}
+	decideOutcome(j, visits)
+	pj.pool.put(pj.obs, pj.keep) // nothing of the journey points into them any more
+	pj.obs = nil
+	return j
+}
+
+// sortedSet sorts ns and drops repeats; nil when empty.
+func sortedSet(ns []uint64) []uint64 {
+	if len(ns) == 0 {
+		return nil
+	}
+	slices.Sort(ns)
+	return slices.Clip(slices.Compact(ns))
+}
+
+// ClosedPending returns the journeys closed since the last call, oldest
+// first, unassembled (JourneyOptions.Unassembled). The slice is the
+// builder's: it holds them until the builder's next call.
+func (b *JourneyBuilder) ClosedPending() []PendingJourney {
+	p := b.pending
+	if b.pendingUsed > len(p) {
+		clear(p[len(p):b.pendingUsed]) // what the last call returned
+	}
+	b.pendingUsed = len(p)
+	b.pending = p[:0]
+	return p
+}
+
+// obsPool keeps closed journeys' observation slices for new journeys (a
+// journey's observations grow it a few times: most of the builder's
+// allocations, and of the collector's work, were these). Pending
+// journeys give theirs back from the goroutines that assemble them.
+type obsPool struct {
+	mu   sync.Mutex
+	free [][]obs
+}
+
+func (p *obsPool) get() []obs {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.free)
+	if n == 0 {
+		return nil
+	}
+	o := p.free[n-1]
+	p.free = p.free[:n-1]
+	return o
+}
+
+// put keeps o, emptied, unless it is too large or keep are kept already.
+func (p *obsPool) put(o []obs, keep int) {
+	if cap(o) == 0 || cap(o) > 64 {
+		return
+	}
+	clear(o)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < keep {
+		p.free = append(p.free, o[:0])
+	}
+}

@@ -1,0 +1,277 @@
+package decode
+
+import (
+	"bytes"
+	"strings"
+	"time"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/nflog"
+)
+
+// Sighting is what the journey builder needs of one record: a decoded
+// frame (SightPacket) or a trace event (SightTrace). Reading it is the
+// part of a record's work that depends on the record alone, so it can be
+// done on any goroutine, many at once; the builder then only joins it
+// to its journey (AddSighting), in record order.
+type Sighting struct {
+	kind sightKind
+	// A frame: its view of the IP packets it carries. Frame.Data and the
+	// views point into the frame's bytes, which must stay as they are
+	// until AddSighting returns.
+	frame  capture.Frame
+	pv     packetView
+	hasIP  bool   // a frame that carries an IP packet (pv is set)
+	reset  uint64 // the key a TCP reset answering this segment has; 0 none
+	answer uint64 // a TCP reset: the key of the segment it answers
+	// The step an NFLOG message or a trace event makes (none for a quiet
+	// trace event).
+	step Step
+	// An NFLOG message: its devices and mark, and where its first IP
+	// header starts (for a journey's first sighting).
+	indev, outdev    uint32
+	mark             uint32
+	ipOff            int
+	hasHook, isNFLOG bool
+	// A trace event.
+	trace     traceKey
+	time      time.Time
+	hdr       []byte // the event's header snapshot (its own copy), nil without
+	quiet     bool   // the implicit end of a chain, which makes no step
+	traceMark uint32
+}
+
+type sightKind uint8
+
+const (
+	sightFrame sightKind = iota + 1
+	sightTrace
+)
+
+// SightPacket reads what the journey builder needs of a decoded frame: a
+// capture from a device, or an NFLOG message (LINKTYPE_NFLOG). The
+// sighting points into p's frame bytes (not into p).
+func SightPacket(p *Packet) Sighting {
+	s := Sighting{kind: sightFrame, frame: p.Frame}
+	pv, ok := readPacket(p)
+	if f := p.Frame; f.LinkType == capture.LinkTypeNFLOG {
+		s.isNFLOG = true
+		var n *NFLOG
+		for i := range p.Layers {
+			if v, isNF := p.Layers[i].dl.(*NFLOG); isNF {
+				n = v
+				break
+			}
+		}
+		if n == nil || !n.HasHook || !ok {
+			return s
+		}
+		s.hasHook = true
+		prefix := strings.TrimRight(string(n.Prefix), " \x00")
+		st := Step{Time: f.Time, Netns: f.Netns, Kind: StepNFLOG, Hook: n.HookName(), Family: nflog.FamilyName(n.Family), Prefix: prefix}
+		switch prefix {
+		case nflog.LogPrefixFirst, nflog.LogPrefixLast:
+			st.Kind, st.First, st.Prefix = StepHook, prefix == nflog.LogPrefixFirst, ""
+			if n.Family != 7 {
+				st.Family = "inet"
+			}
+		}
+		s.step, s.indev, s.outdev, s.mark = st, n.Indev, n.Outdev, n.Mark
+		s.ipOff = -1
+		for i := range p.Layers {
+			if l := &p.Layers[i]; (l.Proto == ProtoIPv4 || l.Proto == ProtoIPv6) && l.Err == nil {
+				s.ipOff, _ = l.Span(f.Data)
+				break
+			}
+		}
+	}
+	if !ok {
+		return s
+	}
+	s.pv, s.hasIP = pv, true
+	v := pv.inner
+	if v.proto == 6 && v.tcpFlags&tcpRST != 0 {
+		s.answer = resetKeyOf(v)
+	}
+	s.reset = nextResetKey(v)
+	return s
+}
+
+// SightTrace reads what the journey builder needs of a trace event. It
+// keeps nothing of ev.
+func SightTrace(ev *TraceEvent) Sighting {
+	s := Sighting{kind: sightTrace, trace: traceKey{ev.Netns, ev.ID}, time: ev.Time, traceMark: ev.Mark}
+	if len(ev.Network) > 0 {
+		hdr := append(append(make([]byte, 0, len(ev.Network)+len(ev.Transport)), ev.Network...), ev.Transport...)
+		if v, ok := readIP(hdr); ok {
+			s.hdr = hdr
+			s.pv.inner = v
+			s.reset = nextResetKey(v)
+		}
+	}
+	if ev.Type == nflog.TraceRule && ev.Handle == 0 && ev.RuleNumber == 0 && ev.Verdict == nflog.VerdictContinue {
+		// The implicit end of a chain: nothing matched there, which the
+		// next event (a policy, or the chain that jumped here) shows.
+		s.quiet = true
+		return s
+	}
+	st := Step{
+		Time: ev.Time, Netns: ev.Netns, Kind: StepRule, Hook: ev.Hook, Family: nflog.FamilyName(ev.Family),
+		Table: ev.Table, Chain: ev.Chain, Priority: ev.Priority, HasPriority: ev.HasPriority,
+		Handle: ev.Handle, RuleNumber: ev.RuleNumber, Rule: ev.Rule, JumpTarget: ev.JumpTarget,
+	}
+	if ev.IptablesRule != "" {
+		st.Rule = ev.IptablesRule
+	}
+	st.Rule = stripCounters(st.Rule)
+	if ev.Type == nflog.TracePolicy {
+		st.Kind = StepPolicy
+	}
+	if v, ok := ev.Outcome(); ok {
+		st.Verdict = v.String()
+	}
+	if ev.IIFName != "" {
+		st.Iface = ev.IIFName
+	} else if ev.OIFName != "" {
+		st.Iface = ev.OIFName
+	}
+	s.step = st
+	return s
+}
+
+// nextResetKey is the key under which the TCP reset answering segment v
+// finds it; 0 when v is no TCP segment a reset answers.
+func nextResetKey(v ipView) uint64 {
+	if v.proto != 6 || v.tcpFlags&tcpRST != 0 || !v.ep.Src.IsValid() {
+		return 0
+	}
+	n := uint32(v.tcpPayload)
+	if v.tcpFlags&tcpSYN != 0 {
+		n++
+	}
+	if v.tcpFlags&tcpFIN != 0 {
+		n++
+	}
+	return resetKey(v.ep, v.tcpSeq+n)
+}
+
+// AddSighting joins a sighting to its journey, as AddPacket and AddTrace
+// do with the frame or trace event it was read from.
+func (b *JourneyBuilder) AddSighting(s *Sighting) {
+	switch s.kind {
+	case sightFrame:
+		b.addFrame(s)
+	case sightTrace:
+		b.addTrace(s)
+	}
+}
+
+// addFrame takes the sighting of a frame.
+func (b *JourneyBuilder) addFrame(s *Sighting) {
+	f := s.frame
+	b.packets++
+	b.advance(f.Time)
+	if s.isNFLOG {
+		b.addNFLOG(s)
+		return
+	}
+	if !s.hasIP {
+		return
+	}
+	o := obs{
+		step: Step{Time: f.Time, Netns: f.Netns, Kind: StepCapture, Iface: f.Iface, Dir: f.Dir.String()},
+		ep:   s.pv.inner.ep, hasEP: true, kt: true, proto: s.pv.inner.proto, pkt: b.packets,
+	}
+	js, o, ok := b.join(s, o)
+	if !ok {
+		return
+	}
+	if js.frame.Data == nil || f.Time.Before(js.frame.Time) || !js.frameKT {
+		js.frame = f
+		js.frame.Data = bytes.Clone(f.Data)
+		js.frameKT, js.frameIP = true, s.pv.inner
+		js.frameIP.quoted = nil
+	}
+	b.add(js, o)
+}
+
+// addNFLOG takes an NFLOG message: one of hooktrace's own (a packet
+// entering or leaving a hook) or one of the user's log rules.
+func (b *JourneyBuilder) addNFLOG(s *Sighting) {
+	if !s.hasHook {
+		return
+	}
+	f := s.frame
+	st := s.step
+	if b.opt.IfName != nil {
+		if s.indev != 0 && (st.Hook == "prerouting" || st.Hook == "input" || st.Hook == "forward") {
+			st.Iface = b.opt.IfName(f.Netns, s.indev)
+		} else if s.outdev != 0 {
+			st.Iface = b.opt.IfName(f.Netns, s.outdev)
+		}
+	}
+	v := s.pv.inner
+	o := obs{step: st, ep: v.ep, hasEP: true, kt: true, mark: s.mark, proto: v.proto, pkt: b.packets}
+	js, o, ok := b.join(s, o)
+	if !ok {
+		return
+	}
+	if js.frame.Data == nil {
+		// An NFLOG copy: a device capture makes a better first sighting.
+		if s.ipOff >= 0 {
+			js.frame = capture.Frame{Time: f.Time, Netns: f.Netns, Iface: f.Iface, LinkType: capture.LinkTypeRaw,
+				Len: len(f.Data) - s.ipOff, Data: bytes.Clone(f.Data[s.ipOff:])}
+			js.frameIP = s.pv.inner
+			js.frameIP.quoted = nil
+		}
+		js.frameKT = false
+	}
+	b.add(js, o)
+}
+
+// addTrace takes the sighting of a trace event. The first event of each
+// base chain carries the packet's headers and finds (or starts) its
+// journey; the events after it follow by the trace id, per namespace.
+func (b *JourneyBuilder) addTrace(s *Sighting) {
+	b.traces++
+	b.advance(s.time)
+	var js *jstate
+	o := obs{trc: b.traces}
+	if s.hdr != nil {
+		v := s.pv.inner
+		o.ep, o.hasEP, o.proto = v.ep, true, v.proto
+		if e, found := b.find(v.fp, s.time); found {
+			js, o.outer = e.js, e.outer
+		} else {
+			js = b.start(s.time)
+			b.index(js, v.fp, false)
+		}
+		b.indexReset(js, s.reset)
+		if js.frame.Data == nil {
+			js.frame = capture.Frame{Time: s.time, Netns: s.trace.netns, LinkType: capture.LinkTypeRaw, Len: len(s.hdr), Data: s.hdr}
+			js.frameIP = v
+			js.frameIP.quoted = nil
+		}
+		if old, ok := b.byTrace[s.trace]; !ok || old != js {
+			b.byTrace[s.trace] = js
+			js.traces = append(js.traces, s.trace)
+		}
+	}
+	if js == nil {
+		var ok bool
+		if js, ok = b.byTrace[s.trace]; !ok || !js.open {
+			b.stats.Unmatched++
+			return
+		}
+		o.outer = js.lastOuter(s.trace.netns)
+	}
+	if s.quiet {
+		if js.last.Before(s.time) {
+			js.last = s.time
+		}
+		js.quiet = append(js.quiet, b.traces-1)
+		return
+	}
+	o.step, o.mark = s.step, s.traceMark
+	b.add(js, o)
+}
