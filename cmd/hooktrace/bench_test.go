@@ -22,13 +22,18 @@ func BenchmarkReplayNDJSON(b *testing.B) { benchReplay(b, "--json") }
 // BenchmarkReplayText does the same for the text printer.
 func BenchmarkReplayText(b *testing.B) { benchReplay(b, "--print") }
 
-func benchReplay(b *testing.B, mode string) {
+// BenchmarkReplayJourneys replays it printing only the journeys, as
+// NDJSON (a recorded incident: make one with `go run ./fixtures/gen
+// -incident 1000000 -o /tmp/incident.pcapng`).
+func BenchmarkReplayJourneys(b *testing.B) { benchReplay(b, "--journeys", "--json") }
+
+func benchReplay(b *testing.B, mode ...string) {
 	path := os.Getenv("HOOKTRACE_BENCH_PCAP")
 	if path == "" {
 		b.Skip("set HOOKTRACE_BENCH_PCAP to a capture file")
 	}
 	for b.Loop() {
-		if code := run(context.Background(), []string{mode, "-r", path}, io.Discard, io.Discard); code != 0 {
+		if code := run(context.Background(), append(mode, "-r", path), io.Discard, io.Discard); code != 0 {
 			b.Fatalf("exit %d", code)
 		}
 	}

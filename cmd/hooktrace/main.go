@@ -41,6 +41,7 @@ type options struct {
 	duration     time.Duration
 	json         bool
 	print        bool
+	journeys     bool // --journeys: print the journeys only
 	filter       string
 	snaplen      int
 	ringBytes    int
@@ -145,6 +146,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.Bool("n", true, "do not resolve addresses (always the case; accepted for tcpdump habits)")
 	fs.BoolVar(&o.json, "json", false, "print NDJSON records, one per line (schema in README.md)")
 	fs.BoolVar(&o.print, "print", false, "print one text line per packet (the default when stdout is not a terminal)")
+	fs.BoolVar(&o.journeys, "journeys", false, "print only each packet's journey (where it went, which rules judged it, how it ended), not its packets and trace events: as text, or journey records with --json; with --trace, or -r (for any capture, not only recordings)")
 	fs.IntVar(&o.snaplen, "s", 262144, "keep at most `BYTES` of each packet")
 	fs.IntVar(&o.ringBytes, "ring-size", 4<<20, "kernel ring `BYTES` per capture socket (two sockets per interface, one per direction)")
 	fs.DurationVar(&o.blockTimeout, "block-timeout", 10*time.Millisecond, "how long the kernel may hold a partly filled ring block")
@@ -197,6 +199,12 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	if o.trace && o.readFile != "" {
 		return nil, errors.New("--trace traces live packets: it does not go with -r")
 	}
+	if o.journeys && o.print {
+		return nil, errors.New("--journeys and --print exclude each other: --journeys prints the journeys as text, or as records with --json")
+	}
+	if o.journeys && !o.trace && o.readFile == "" {
+		return nil, errors.New("--journeys needs --trace (live journeys come from tracing) or -r FILE")
+	}
 	if o.trace && o.filter == "" && !o.traceAll {
 		return nil, errors.New("--trace needs a filter expression to choose the packets to trace, or --trace-all to trace every packet")
 	}
@@ -209,8 +217,8 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	switch {
 	case o.speed < 0:
 		return nil, fmt.Errorf("--speed %d: give 1 for real time, 2 or 10 for faster, 0 for as fast as possible", o.speed)
-	case o.speed > 0 && (o.readFile == "" || o.print || o.json || o.writeFile != ""):
-		return nil, errors.New("--speed plays a capture file back in the terminal UI: give -r FILE, without --print, --json or -w")
+	case o.speed > 0 && (o.readFile == "" || o.print || o.json || o.journeys || o.writeFile != ""):
+		return nil, errors.New("--speed plays a capture file back in the terminal UI: give -r FILE, without --print, --json, --journeys or -w")
 	}
 	return &o, nil
 }

@@ -18,26 +18,26 @@ const version = "hooktrace 0.2"
 // output is where packets go: a printer on stdout, a pcapng file, or both,
 // fed through the parallel pipeline.
 type output struct {
-	out     *bufio.Writer
-	shared  *lockedWriter // out, shared by the packet pipeline and trace printing
-	traces  ui.TracePrinter
-	paths   ui.JourneyPrinter // journeys, when tracing
-	tap     *journeys         // takes every packet for journeys, when tracing
-	json    bool
-	pipe    *pipeline
-	file    *os.File
-	fileBuf *bufio.Writer
-	pcapng  *capture.PcapngWriter
+	out       *bufio.Writer
+	shared    *lockedWriter // out, shared by the packet pipeline and trace printing
+	traces    ui.TracePrinter
+	paths     ui.JourneyPrinter // journeys, when tracing
+	tap       *journeys         // takes every packet for journeys, when tracing
+	wantStats bool              // print the final stats record (--json, not --journeys)
+	pipe      *pipeline
+	file      *os.File
+	fileBuf   *bufio.Writer
+	pcapng    *capture.PcapngWriter
 }
 
 // openOutput sets up what the options ask for. Without -w, packets are
 // printed as text unless --json; with -w, only when asked.
 func openOutput(o *options, stdout io.Writer) (*output, error) {
-	out := &output{out: bufio.NewWriterSize(stdout, 256<<10), json: o.json}
+	out := &output{out: bufio.NewWriterSize(stdout, 256<<10), wantStats: o.json && !o.journeys}
 	out.shared = &lockedWriter{w: out.out}
 	var newPrinter printerFactory
 	switch {
-	case o.explain != nil: // journeys only
+	case o.explain != nil || o.journeys: // journeys only
 		if o.json {
 			out.paths = ui.NewNDJSON(out.shared)
 		} else {
@@ -88,7 +88,7 @@ func (o *output) finish() error {
 
 // stats writes the final stats record in --json mode; call after finish.
 func (o *output) stats(stats []capture.InterfaceStats, traces []ui.TraceCounts) error {
-	if !o.json {
+	if !o.wantStats {
 		return nil
 	}
 	if err := ui.NewNDJSON(o.shared).Stats(stats, traces); err != nil {

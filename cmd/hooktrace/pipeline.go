@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/decode"
@@ -88,13 +89,18 @@ type pipeline struct {
 	dec     *decode.Decoder
 	printer ui.PacketPrinter
 
-	// stage and render, when set (useStage, on replay), run on every
-	// chunk in order before it is written, each in a goroutine of its
-	// own: the journeys are built, then printed. The chunks then hold
-	// records beside the frames (addRecord).
-	stage            func(*chunk) error
-	render           func(io.Writer, *decode.Journey) error
-	staged, rendered chan *chunk
+	// stage, when set (useStage, on replay), runs on every chunk in
+	// order before it is written, in the writer: the journeys are built.
+	// The chunks then hold records beside the frames (addRecord), and
+	// journeys the stage closed, which finishers assemble and print with
+	// newPaths, many chunks at once, before the writer writes them in
+	// order (pipeline_records.go).
+	stage               func(*chunk) error
+	newPaths            func(io.Writer) ui.JourneyPrinter
+	finishing, finished chan *chunk
+	// noSights: the workers need not read frames and trace events for
+	// the stage (it builds no journeys: an ordinary capture).
+	noSights atomic.Bool
 }
 
 func newPipeline(out interface{ Write([]byte) (int, error) }, pcapng *capture.PcapngWriter, newPrinter printerFactory) *pipeline {
@@ -152,18 +158,12 @@ func (p *pipeline) add(n uint64, f capture.Frame) error {
 }
 
 // text queues text (copied) to be printed after the frames added so far
-// and before those added next, when the pipeline prints.
+// and before those added next.
 func (p *pipeline) text(b []byte) error {
 	if p.direct {
-		if p.printer == nil {
-			return nil
-		}
 		if _, err := p.out.Write(b); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
-		return nil
-	}
-	if p.newPrinter == nil {
 		return nil
 	}
 	if p.ticked {
@@ -240,26 +240,27 @@ func (p *pipeline) worker() {
 	for c := range p.work {
 		if p.stage != nil { // set before the first chunk was queued
 			cw.c = c
-			c.work(dec, printer, tracer)
+			c.work(dec, printer, tracer, !p.noSights.Load())
 			p.done <- c
 			continue
 		}
-		if printer != nil {
-			cw.c = c
-			texts := c.texts
-			for i, f := range c.frames {
-				for len(texts) > 0 && texts[0].at == i {
-					c.out.Write(texts[0].text)
-					texts = texts[1:]
-				}
-				if err := printer.Packet(c.nums[i], dec.Decode(f)); err != nil {
-					c.err = err
-					break
-				}
+		cw.c = c
+		texts := c.texts
+		for i, f := range c.frames {
+			if printer == nil {
+				break
 			}
-			for _, t := range texts {
-				c.out.Write(t.text)
+			for len(texts) > 0 && texts[0].at == i {
+				c.out.Write(texts[0].text)
+				texts = texts[1:]
 			}
+			if err := printer.Packet(c.nums[i], dec.Decode(f)); err != nil {
+				c.err = err
+				break
+			}
+		}
+		for _, t := range texts {
+			c.out.Write(t.text)
 		}
 		p.done <- c
 	}
@@ -280,7 +281,10 @@ func (p *pipeline) writer() {
 			delete(pending, next)
 			next++
 			if p.stage != nil {
-				p.staged <- c
+				if c.err == nil && p.err() == nil {
+					c.err = p.stage(c)
+				}
+				p.finishing <- c
 				continue
 			}
 			p.write(c)
@@ -288,7 +292,7 @@ func (p *pipeline) writer() {
 		}
 	}
 	if p.stage != nil {
-		close(p.staged)
+		close(p.finishing)
 	}
 }
 
@@ -313,7 +317,7 @@ func (p *pipeline) write(c *chunk) {
 		}
 	}
 	if err == nil && len(c.journeys) > 0 {
-		err = c.writeInterleaved(p.out, p.render)
+		err = c.writeInterleaved(p.out)
 	} else if err == nil && c.out.Len() > 0 {
 		if _, werr := p.out.Write(c.out.Bytes()); werr != nil {
 			err = fmt.Errorf("write output: %w", werr)

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/decode"
@@ -10,13 +13,15 @@ import (
 )
 
 // On replay of a recording, chunks hold hooktrace's records beside the
-// frames, in input order: the workers decode and print both (trace
-// events are printed there, as packets are); the stage builds the
-// journeys over each chunk in order, noting after which record each
-// closed; render prints them, and the writer puts each journey's text
-// after that record. Journey building so runs beside reading, printing
-// and writing, and the output is the same as one goroutine doing
-// everything in input order.
+// frames, in input order. The workers decode both, print them (trace
+// events are printed there, as packets are), and read from each what
+// the journey builder needs (decode.Sighting); the stage, in the writer,
+// joins the sightings into journeys over each chunk in order, noting
+// after which record each journey closed; finishers assemble and print
+// the closed journeys of several chunks at once; a last writer puts
+// each journey's text after the record that closed it. Only joining is
+// done one chunk after another, and the output is the same as one
+// goroutine doing everything in input order.
 
 // chunkEntries bounds the frames and records of a chunk.
 const chunkEntries = 2048
@@ -27,15 +32,22 @@ type chunkRecords struct {
 	// is frame i, i < 0 record -i-1.
 	entries []int32
 	recs    []chunkRecord
+	// When sighted, sights[i] is what frame i showed the journey
+	// builder, and tsights what the trace events did.
+	sights, tsights []decode.Sighting
+	sighted         bool
 	// marks[k] is the length of the chunk's output after entry k.
 	marks []int32
-	// journeys the stage closed: at is the entry they follow.
+	// journeys the stage closed: at is the entry they follow. The
+	// finishers print them into jout, journey k ending at jmarks[k].
 	journeys []chunkJourney
+	jout     bytes.Buffer
+	jmarks   []int32
 }
 
 type chunkJourney struct {
 	at int
-	j  *decode.Journey
+	pj decode.PendingJourney
 }
 
 // chunkRecord is a hooktrace record, or text to print as it is.
@@ -44,46 +56,100 @@ type chunkRecord struct {
 	text   []byte               // text instead of a record, in the arena
 	got    decode.Recorded      // the trace event, drop or loss it holds (the worker decodes it)
 	parsed bool                 // got or err is set
+	sight  int32                // a trace event's sighting in tsights, when the chunk is sighted
 	err    error                // why it could not be decoded
 	finish bool                 // the end of the input: the stage flushes what is left
 }
 
 func (r *chunkRecords) reset() {
-	r.entries, r.marks = r.entries[:0], r.marks[:0]
+	r.entries, r.marks, r.jmarks = r.entries[:0], r.marks[:0], r.jmarks[:0]
 	clear(r.journeys)
 	r.journeys = r.journeys[:0]
 	clear(r.recs)
 	r.recs = r.recs[:0]
+	// sights and tsights are written over before they are read: not
+	// cleared (they are large), they keep old records' strings a while.
+	r.sights, r.tsights, r.sighted = r.sights[:0], r.tsights[:0], false
+	r.jout.Reset()
 }
 
 // useStage makes the pipeline build journeys with stage on every chunk
-// in order, in a goroutine of its own; the journeys it closes are
-// printed with render as the chunk is written, after the record that
-// closed them. Call it before anything is queued.
-func (p *pipeline) useStage(stage func(*chunk) error, render func(io.Writer, *decode.Journey) error) {
+// in order, in the writer; the journeys it closes are assembled and
+// printed with printers newPaths makes, as the chunk is finished, and
+// written after the record that closed them. Call it before anything is
+// queued.
+func (p *pipeline) useStage(stage func(*chunk) error, newPaths func(io.Writer) ui.JourneyPrinter) {
 	if p.direct {
 		return
 	}
-	p.stage, p.render = stage, render
-	p.staged, p.rendered = make(chan *chunk, cap(p.free)), make(chan *chunk, cap(p.free))
+	p.stage, p.newPaths = stage, newPaths
+	p.finishing, p.finished = make(chan *chunk, cap(p.free)), make(chan *chunk, cap(p.free))
+	var finishers sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		finishers.Add(1)
+		go func() {
+			defer finishers.Done()
+			p.finisher()
+		}()
+	}
 	p.writeWG.Add(2)
 	go func() {
 		defer p.writeWG.Done()
-		for c := range p.staged {
-			if c.err == nil && p.err() == nil {
-				c.err = p.stage(c)
-			}
-			p.rendered <- c
-		}
-		close(p.rendered)
+		finishers.Wait()
+		close(p.finished)
 	}()
 	go func() {
 		defer p.writeWG.Done()
-		for c := range p.rendered {
+		p.writeFinished()
+	}()
+}
+
+// finisher assembles and prints the journeys of the chunks the stage
+// went over.
+func (p *pipeline) finisher() {
+	var cw journeyWriter
+	var paths ui.JourneyPrinter
+	if p.newPaths != nil {
+		paths = p.newPaths(&cw)
+	}
+	for c := range p.finishing {
+		for k := range c.journeys {
+			j := c.journeys[k].pj.Assemble()
+			if c.err == nil && paths != nil {
+				cw.c = c
+				if err := paths.Journey(j); err != nil {
+					c.err = fmt.Errorf("write output: %w", err)
+				}
+			}
+			c.jmarks = append(c.jmarks, int32(c.jout.Len()))
+		}
+		p.finished <- c
+	}
+}
+
+// journeyWriter lets a finisher's printer write into the journey text
+// of whichever chunk it is on.
+type journeyWriter struct{ c *chunk }
+
+func (w *journeyWriter) Write(b []byte) (int, error) { return w.c.jout.Write(b) }
+
+// writeFinished writes finished chunks in sequence and recycles them.
+func (p *pipeline) writeFinished() {
+	pending := map[uint64]*chunk{}
+	next := uint64(0)
+	for c := range p.finished {
+		pending[c.seq] = c
+		for {
+			c, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
 			p.write(c)
 			p.recycle(c)
 		}
-	}()
+	}
 }
 
 // addRecord queues a hooktrace record (copied) in order with the frames;
@@ -134,9 +200,18 @@ func (p *pipeline) addChunkRecord(r chunkRecord, data []byte) error {
 }
 
 // work prints a chunk's frames and records in order; it decodes the
-// trace events, drops and losses for the stage, and prints the trace
-// events.
-func (c *chunk) work(dec *decode.Decoder, printer ui.PacketPrinter, tracer ui.TracePrinter) {
+// trace events, drops and losses for the stage, prints the trace events,
+// and, when sight is set, reads the frames and trace events for the
+// journey builder.
+func (c *chunk) work(dec *decode.Decoder, printer ui.PacketPrinter, tracer ui.TracePrinter, sight bool) {
+	c.sighted = sight
+	if sight {
+		if n := len(c.frames); cap(c.sights) < n {
+			c.sights = make([]decode.Sighting, n, chunkFrames)
+		} else {
+			c.sights = c.sights[:n]
+		}
+	}
 	for _, e := range c.entries {
 		if c.err == nil {
 			c.err = c.workEntry(e, dec, printer, tracer)
@@ -147,10 +222,17 @@ func (c *chunk) work(dec *decode.Decoder, printer ui.PacketPrinter, tracer ui.Tr
 
 func (c *chunk) workEntry(e int32, dec *decode.Decoder, printer ui.PacketPrinter, tracer ui.TracePrinter) error {
 	if e >= 0 {
+		if printer == nil && !c.sighted {
+			return nil
+		}
+		pkt := dec.Decode(c.frames[e])
+		if c.sighted {
+			c.sights[e] = decode.SightPacket(pkt)
+		}
 		if printer == nil {
 			return nil
 		}
-		return printer.Packet(c.nums[e], dec.Decode(c.frames[e]))
+		return printer.Packet(c.nums[e], pkt)
 	}
 	r := &c.recs[-e-1]
 	if r.finish {
@@ -163,26 +245,33 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, printer ui.PacketPrinter
 	var ok bool
 	r.got, ok, r.err = decode.ParseRecorded(&r.custom)
 	r.parsed = ok
-	if ok && r.err == nil && r.got.Trace != nil && tracer != nil {
+	if !ok || r.err != nil || r.got.Trace == nil {
+		return nil
+	}
+	if c.sighted {
+		r.sight = int32(len(c.tsights))
+		c.tsights = append(c.tsights, decode.SightTrace(r.got.Trace))
+	}
+	if tracer != nil {
 		return tracer.Trace(r.got.Trace)
 	}
 	return nil
 }
 
-// writeInterleaved writes the chunk's output with the journeys the stage
-// closed, printed by render, after the entries that closed them.
-func (c *chunk) writeInterleaved(w io.Writer, render func(io.Writer, *decode.Journey) error) error {
-	out := c.out.Bytes()
-	from := 0
-	for _, cj := range c.journeys {
-		to := int(c.marks[cj.at])
+// writeInterleaved writes the chunk's output with the text of the
+// journeys the stage closed after the entries that closed them.
+func (c *chunk) writeInterleaved(w io.Writer) error {
+	out, jout := c.out.Bytes(), c.jout.Bytes()
+	from, jfrom := 0, 0
+	for k, cj := range c.journeys {
+		to, jto := int(c.marks[cj.at]), int(c.jmarks[k])
 		if _, err := w.Write(out[from:to]); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
-		if err := render(w, cj.j); err != nil {
+		if _, err := w.Write(jout[jfrom:jto]); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
-		from = to
+		from, jfrom = to, jto
 	}
 	if _, err := w.Write(out[from:]); err != nil {
 		return fmt.Errorf("write output: %w", err)

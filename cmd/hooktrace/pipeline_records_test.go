@@ -26,7 +26,7 @@ func TestReplayStaged(t *testing.T) {
 	f.Close()
 	// A filter that matches nothing, or only early packets, leaves chunks
 	// of records without a frame: they must reach the stage too.
-	for _, args := range [][]string{{"--json"}, {"--print"}, {"--json", "-c", "7001", "icmp"}, {"--print", "host 1.2.3.4"}, {"--json", "tcp port 50398"}} {
+	for _, args := range [][]string{{"--json"}, {"--print"}, {"--json", "-c", "7001", "icmp"}, {"--print", "host 1.2.3.4"}, {"--json", "tcp port 50398"}, {"--journeys"}, {"--journeys", "--json", "icmp"}} {
 		run := func(procs string) (string, string) {
 			var out, errb strings.Builder
 			cmd := exec.Command(hooktraceBin, append([]string{"-r", file}, args...)...)

@@ -37,7 +37,7 @@ type replayJourneys struct {
 	paths   ui.JourneyPrinter
 	buf     bytes.Buffer
 	pipe    *pipeline
-	held    []*decode.Journey
+	held    []decode.PendingJourney
 	show    bool // the file is an incident: print journeys
 	off     bool // an ordinary capture: no journeys
 	records uint64
@@ -53,31 +53,41 @@ type replayJourneys struct {
 
 func newReplayJourneys(o *options, out *output, warn func(error)) *replayJourneys {
 	r := &replayJourneys{dec: decode.NewDecoder(), rec: decode.NewRecording(), pipe: out.pipe, warn: warn}
-	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{IfName: r.rec.IfName})
-	if o.json {
+	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{IfName: r.rec.IfName, Unassembled: true})
+	switch {
+	case o.journeys && o.json:
+		r.paths, r.show = ui.NewNDJSON(&r.buf), true // asked for: journeys from any capture
+	case o.journeys:
+		r.paths, r.show = ui.NewText(&r.buf, time.Local), true
+	case o.json:
 		p := ui.NewNDJSON(&r.buf)
 		r.traces, r.paths = p, p
-	} else if o.print || o.writeFile == "" {
+	case o.print || o.writeFile == "":
 		p := ui.NewText(&r.buf, time.Local)
 		r.traces, r.paths = p, p
 	}
 	return r
 }
 
-// frame feeds a frame that passed the filter.
-func (r *replayJourneys) frame(f capture.Frame) error {
+// frame feeds a frame that passed the filter, and what it showed the
+// journey builder when a worker read that already (s, else nil).
+func (r *replayJourneys) frame(f capture.Frame, s *decode.Sighting) error {
 	if f.LinkType == capture.LinkTypeNFLOG {
 		r.show = true
 	}
 	if r.off {
 		return nil
 	}
-	r.b.AddPacket(r.dec.Decode(f))
+	if s != nil {
+		r.b.AddSighting(s)
+	} else {
+		r.b.AddPacket(r.dec.Decode(f))
+	}
 	if !r.show && r.b.Stats().Open+len(r.held) > maxHeldJourneys {
 		r.giveUp() // an ordinary capture: keep replay as fast and small as ever
 		return nil
 	}
-	return r.emit(r.b.Closed())
+	return r.emit(r.b.ClosedPending())
 }
 
 // giveUp stops building journeys for an ordinary capture, and frees what
@@ -85,13 +95,16 @@ func (r *replayJourneys) frame(f capture.Frame) error {
 func (r *replayJourneys) giveUp() {
 	r.off, r.held = true, nil
 	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{})
+	if r.pipe != nil {
+		r.pipe.noSights.Store(true) // the workers need not read frames for it any more
+	}
 }
 
 // custom takes a hooktrace record; a record that cannot be decoded is
 // skipped with a warning.
 func (r *replayJourneys) custom(c *capture.CustomRecord) error {
 	got, err := r.rec.TakeRecord(c)
-	if err == nil && got.Trace != nil {
+	if err == nil && got.Trace != nil && r.traces != nil {
 		if err := r.print(func() error { return r.traces.Trace(got.Trace) }); err != nil {
 			return err
 		}
@@ -109,15 +122,20 @@ func (r *replayJourneys) take(got decode.Recorded, err error) error {
 		return nil
 	}
 	r.b.AddRecorded(got)
-	return r.emit(r.b.Closed())
+	return r.emit(r.b.ClosedPending())
+}
+
+// takeSighted gives the builder a trace event a worker read already.
+func (r *replayJourneys) takeSighted(s *decode.Sighting) error {
+	r.show = true
+	r.records++
+	r.b.AddSighting(s)
+	return r.emit(r.b.ClosedPending())
 }
 
 // print runs a printer into the buffer and queues its text in order with
 // the packets.
 func (r *replayJourneys) print(fn func() error) error {
-	if r.traces == nil {
-		return nil
-	}
 	r.buf.Reset()
 	if err := fn(); err != nil {
 		return fmt.Errorf("write output: %w", err)
@@ -125,18 +143,14 @@ func (r *replayJourneys) print(fn func() error) error {
 	return r.pipe.text(r.buf.Bytes())
 }
 
-// renderJourney prints a journey the stage closed, as the pipeline's
-// writer writes its chunk.
-// Only the writer calls it, always with the same writer.
-func renderJourney(o *options) func(io.Writer, *decode.Journey) error {
-	var p ui.JourneyPrinter
-	return func(w io.Writer, j *decode.Journey) error {
-		if p == nil && o.json {
-			p = ui.NewNDJSON(w)
-		} else if p == nil {
-			p = ui.NewText(w, time.Local)
+// journeyPrinters makes the printers of the journeys the stage closed,
+// one for each of the pipeline's finishers.
+func journeyPrinters(o *options) func(io.Writer) ui.JourneyPrinter {
+	return func(w io.Writer) ui.JourneyPrinter {
+		if o.json {
+			return ui.NewNDJSON(w)
 		}
-		return p.Journey(j)
+		return ui.NewText(w, time.Local)
 	}
 }
 
@@ -151,13 +165,17 @@ func (r *replayJourneys) stage(c *chunk) error {
 		r.at = k
 		var err error
 		switch {
+		case e >= 0 && c.sighted:
+			err = r.frame(c.frames[e], &c.sights[e])
 		case e >= 0:
-			err = r.frame(c.frames[e])
+			err = r.frame(c.frames[e], nil)
 		case c.recs[-e-1].finish:
 			err = r.finish()
 		case c.recs[-e-1].text == nil:
 			rec := &c.recs[-e-1]
-			if rec.parsed {
+			if rec.parsed && rec.err == nil && rec.got.Trace != nil && c.sighted {
+				err = r.takeSighted(&c.tsights[rec.sight])
+			} else if rec.parsed {
 				err = r.take(rec.got, rec.err)
 			} else {
 				err = r.take(r.rec.TakeRecord(&rec.custom))
@@ -172,7 +190,7 @@ func (r *replayJourneys) stage(c *chunk) error {
 
 // emit prints closed journeys, or holds them while the file has not shown
 // it is an incident.
-func (r *replayJourneys) emit(js []*decode.Journey) error {
+func (r *replayJourneys) emit(js []decode.PendingJourney) error {
 	if !r.show {
 		r.held = append(r.held, js...)
 		if len(r.held) > maxHeldJourneys {
@@ -183,11 +201,15 @@ func (r *replayJourneys) emit(js []*decode.Journey) error {
 	if len(r.held) > 0 {
 		js, r.held = append(r.held, js...), nil
 	}
-	for _, j := range js {
+	for i := range js {
 		if r.staged {
 			if r.paths != nil {
-				r.cur.journeys = append(r.cur.journeys, chunkJourney{at: r.at, j: j}) // render prints them
+				r.cur.journeys = append(r.cur.journeys, chunkJourney{at: r.at, pj: js[i]}) // the finishers print them
 			}
+			continue
+		}
+		j := js[i].Assemble()
+		if r.paths == nil {
 			continue
 		}
 		if err := r.print(func() error { return r.paths.Journey(j) }); err != nil {
@@ -202,7 +224,7 @@ func (r *replayJourneys) finish() error {
 	if r.off {
 		return nil
 	}
-	return r.emit(r.b.Flush())
+	return r.emit(r.b.FlushPending())
 }
 
 // replayRecords prints the frames of src that pass match (nil: all), with
@@ -215,7 +237,7 @@ func replayRecords(ctx context.Context, o *options, src recordSource, match *fil
 	if !out.pipe.direct {
 		// Journeys are built and printed beside reading and printing.
 		j.staged = true
-		out.pipe.useStage(j.stage, renderJourney(o))
+		out.pipe.useStage(j.stage, journeyPrinters(o))
 	}
 	err := readRecords(ctx, src, match, out, o.count, j, warn)
 	var ferr error
@@ -279,7 +301,7 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		}
 		if j.staged {
 			// the stage takes it from the pipeline
-		} else if err := j.frame(f); err != nil {
+		} else if err := j.frame(f, nil); err != nil {
 			return err
 		}
 		printed++

@@ -76,6 +76,8 @@ func TestBadInputIsOneLine(t *testing.T) {
 		{"--speed without -r", []string{"--speed", "1", "--json"}, exitUsage, 0, "--speed plays a capture file back in the terminal UI"},
 		{"--speed with --print", []string{"--speed", "2", "--print", "-r", filepath.Join(dir, "good.pcap")}, exitUsage, 0, "without --print"},
 		{"negative --speed", []string{"--speed", "-1", "-r", filepath.Join(dir, "good.pcap")}, exitUsage, 0, "--speed -1: give 1 for real time"},
+		{"--journeys live without --trace", []string{"--journeys", "-i", "lo"}, exitUsage, 0, "--journeys needs --trace"},
+		{"--journeys with --print", []string{"--journeys", "--print", "-r", filepath.Join(dir, "good.pcap")}, exitUsage, 0, "--journeys and --print exclude each other"},
 		{"count", []string{"-c", "2", "-r", filepath.Join(dir, "good.pcap")}, exitOK, 2, ""},
 		{"filter keeps none", []string{"-r", filepath.Join(dir, "good.pcap"), "tcp"}, exitOK, 0, ""},
 	} {

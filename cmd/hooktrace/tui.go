@@ -16,9 +16,9 @@ import (
 )
 
 // wantTUI says whether the terminal UI opens: stdout is a terminal and
-// no other output (--print, --json, -w) was asked for.
+// no other output (--print, --json, --journeys, -w) was asked for.
 func wantTUI(o *options, stdout io.Writer) bool {
-	if o.print || o.json || o.writeFile != "" {
+	if o.print || o.json || o.journeys || o.writeFile != "" {
 		return false
 	}
 	f, ok := stdout.(*os.File)
