@@ -204,6 +204,15 @@ func TestMergeTwoHosts(t *testing.T) {
 		if !reflect.DeepEqual(fixed, merged) {
 			t.Errorf("--time-shift does not take the offset back (- merged, + corrected):\n%s", jsonDiff(t, fixed, merged))
 		}
+		// -w writes the corrected merge as one recording: it replays to
+		// the merge's journeys, namespaces qualified and times moved.
+		one := filepath.Join(dir, "merged.pcapng")
+		if out, err := exec.Command(hooktraceBin, "-r", a, "-r", skewed, "--time-shift", "split2-skewed.pcapng=-5s", "-w", one).CombinedOutput(); err != nil {
+			t.Fatalf("merge -w: %v: %s", err, out)
+		}
+		if got := replayJourneysOf(t, "-r", one); !reflect.DeepEqual(got, merged) {
+			t.Errorf("the merge written with -w replays to other journeys (- merged, + written):\n%s", jsonDiff(t, got, merged))
+		}
 	})
 
 	t.Run("two runs", func(t *testing.T) {

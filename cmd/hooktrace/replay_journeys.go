@@ -49,6 +49,11 @@ type replayJourneys struct {
 	cur    *chunk
 	at     int
 	warn   func(error)
+	// save, with -w, writes the frames and records again, in order,
+	// through the recorder's writer: a merge, a time-shifted file or a
+	// filtered one stays a recording.
+	save     *ui.IncidentWriter
+	savePath string
 }
 
 func newReplayJourneys(o *options, out *output, warn func(error)) *replayJourneys {
@@ -72,6 +77,11 @@ func newReplayJourneys(o *options, out *output, warn func(error)) *replayJourney
 // frame feeds a frame that passed the filter, and what it showed the
 // journey builder when a worker read that already (s, else nil).
 func (r *replayJourneys) frame(f capture.Frame, s *decode.Sighting) error {
+	if r.save != nil {
+		if err := r.save.Frame(&f); err != nil {
+			return fmt.Errorf("write %s: %w", r.savePath, err)
+		}
+	}
 	if f.LinkType == capture.LinkTypeNFLOG {
 		r.show = true
 	}
@@ -109,28 +119,61 @@ func (r *replayJourneys) custom(c *capture.CustomRecord) error {
 			return err
 		}
 	}
-	return r.take(got, err)
+	return r.take(c.Kind, got, err)
 }
 
-// take gives the builder what a record held; a record that could not be
-// decoded is skipped with a warning.
-func (r *replayJourneys) take(got decode.Recorded, err error) error {
+// take gives the builder what a record of that kind held; a record that
+// could not be decoded is skipped with a warning.
+func (r *replayJourneys) take(kind capture.CustomKind, got decode.Recorded, err error) error {
 	r.show = true
 	r.records++
 	if err != nil {
 		r.warn(err)
 		return nil
 	}
+	if err := r.keep(kind, got); err != nil {
+		return err
+	}
 	r.b.AddRecorded(got)
 	return r.emit(r.b.ClosedPending())
 }
 
 // takeSighted gives the builder a trace event a worker read already.
-func (r *replayJourneys) takeSighted(s *decode.Sighting) error {
+func (r *replayJourneys) takeSighted(got decode.Recorded, s *decode.Sighting) error {
 	r.show = true
 	r.records++
+	if err := r.keep(capture.CustomTrace, got); err != nil {
+		return err
+	}
 	r.b.AddSighting(s)
 	return r.emit(r.b.ClosedPending())
+}
+
+// keep writes a record of that kind into the -w file, if any: what it
+// held, as the recording (decode.Recording) read it, so with the
+// namespaces a merge renamed and the times --time-shift moved. Interface
+// names are written before the frames and drops that need them.
+func (r *replayJourneys) keep(kind capture.CustomKind, got decode.Recorded) error {
+	if r.save == nil {
+		return nil
+	}
+	var err error
+	switch {
+	case got.Trace != nil:
+		err = r.save.Trace(got.Trace)
+	case got.Drop != nil:
+		err = r.save.Drop(got.Drop)
+	case got.Loss != nil:
+		err = r.save.Loss(got.Loss)
+	case kind == capture.CustomRuleset:
+		if rs := r.rec.Rulesets(); len(rs) > 0 {
+			err = r.save.Ruleset(&rs[len(rs)-1])
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", r.savePath, err)
+	}
+	return nil
 }
 
 // print runs a printer into the buffer and queues its text in order with
@@ -174,11 +217,12 @@ func (r *replayJourneys) stage(c *chunk) error {
 		case c.recs[-e-1].text == nil:
 			rec := &c.recs[-e-1]
 			if rec.parsed && rec.err == nil && rec.got.Trace != nil && c.sighted {
-				err = r.takeSighted(&c.tsights[rec.sight])
+				err = r.takeSighted(rec.got, &c.tsights[rec.sight])
 			} else if rec.parsed {
-				err = r.take(rec.got, rec.err)
+				err = r.take(rec.custom.Kind, rec.got, rec.err)
 			} else {
-				err = r.take(r.rec.TakeRecord(&rec.custom))
+				got, terr := r.rec.TakeRecord(&rec.custom)
+				err = r.take(rec.custom.Kind, got, terr)
 			}
 		}
 		if err != nil {
@@ -234,6 +278,14 @@ func (r *replayJourneys) finish() error {
 func replayRecords(ctx context.Context, o *options, src recordSource, match *filter.Set, out *output, warn func(error)) error {
 	src.OnWarning(warn)
 	j := newReplayJourneys(o, out, warn)
+	if out.pcapng != nil && match == nil {
+		// The replay writes the frames and every record, in order; the
+		// pipeline writes none. (With a filter, the pipeline writes the
+		// packets it passes, and no record: which records belong to them
+		// is known only once their journeys close.)
+		j.save, j.savePath = ui.NewIncidentWriter(out.pcapng, j.rec.IfName), o.writeFile
+		out.pipe.pcapng = nil
+	}
 	if !out.pipe.direct {
 		// Journeys are built and printed beside reading and printing.
 		j.staged = true
@@ -254,12 +306,12 @@ func replayRecords(ctx context.Context, o *options, src recordSource, match *fil
 
 func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *output, limit uint64, j *replayJourneys, warn func(error)) error {
 	check := newFrameCheck(match, warn)
-	warnedRecords := false
 	names := j.rec // interface names for the frames' indexes
 	if j.staged {
 		names = decode.NewRecording() // the stage keeps its own, in its goroutine
 	}
 	var n, printed uint64
+	warnedRecords := false
 	for {
 		if n&1023 == 0 && ctx.Err() != nil {
 			return nil // interrupted: what was printed is flushed by the caller
@@ -271,9 +323,9 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		if err != nil {
 			return err
 		}
-		if rec.Custom != nil && out.pcapng != nil && !warnedRecords {
+		if rec.Custom != nil && out.pcapng != nil && j.save == nil && !warnedRecords {
 			warnedRecords = true
-			warn(errors.New("-w writes the packets only: the recording's trace events, kernel drops, interface names and rulesets are left out (the terminal UI's w and W, and explain --save, keep them)"))
+			warn(errors.New("-w with a filter writes the packets it keeps only, without the recording's trace events, kernel drops, interface names and rulesets (without a filter -w keeps them all; the terminal UI's w keeps those of the packets its filter shows)"))
 		}
 		if c := rec.Custom; c != nil && j.staged {
 			if c.Kind == capture.CustomInterface {
