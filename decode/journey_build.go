@@ -51,7 +51,9 @@ type JourneyBuilder struct {
 	byFP    map[uint64]fpEntry
 	byTrace map[traceKey]*jstate
 	byReset map[uint64]*jstate
-	queue   []*jstate // open journeys (and some closed ones) in the order they started, so by id
+	queue   []*jstate  // open journeys (and some closed ones) in the order they started, so by id
+	wheel   []idleSlot // open journeys by the time of their latest record (journey_idle.go)
+	idle    []*jstate  // closeIdle's, reused
 	// early holds kernel drops that came before any other record of
 	// their packet (the drop probe is faster than the capture), by
 	// fingerprint, until the packet's journey starts or the window ends.
@@ -86,7 +88,9 @@ type fpEntry struct {
 // jstate is an open journey.
 type jstate struct {
 	id         uint64
-	open       bool // not closed or merged into another yet
+	open       bool  // not closed or merged into another yet
+	filed      bool  // in the idle wheel, under slot
+	slot       int64 // the wheel slot of last
 	obs        []obs
 	fps        []uint64
 	traces     []traceKey
@@ -172,6 +176,8 @@ func (b *JourneyBuilder) closeAll() {
 	}
 	clear(b.queue)
 	b.queue = b.queue[:0]
+	clear(b.wheel)
+	b.wheel = b.wheel[:0]
 	for fp, early := range b.early {
 		delete(b.early, fp)
 		b.stats.Unmatched += uint64(len(early))
@@ -217,7 +223,7 @@ func (b *JourneyBuilder) advance(t time.Time) {
 	if t.After(b.now) {
 		b.now = t
 	}
-	if b.now.Sub(b.scanned) < b.opt.Window/32 {
+	if b.now.Sub(b.scanned) < b.opt.Window/idleSlots {
 		return
 	}
 	b.closeIdle()
@@ -231,29 +237,6 @@ func (b *JourneyBuilder) Advance(t time.Time) {
 		b.now = t
 	}
 	b.closeIdle()
-}
-
-func (b *JourneyBuilder) closeIdle() {
-	b.scanned = b.now
-	for fp, early := range b.early {
-		if b.now.Sub(early[len(early)-1].step.Time) > b.opt.Window {
-			delete(b.early, fp)
-			b.stats.Unmatched += uint64(len(early))
-		}
-	}
-	// The queue is in id order: journeys close in the order they
-	// started, and the queue keeps only those still open.
-	live := b.queue[:0]
-	for _, js := range b.queue {
-		if js.open && b.now.Sub(js.last) > b.opt.Window {
-			b.close(js)
-		}
-		if js.open {
-			live = append(live, js)
-		}
-	}
-	clear(b.queue[len(live):])
-	b.queue = live
 }
 
 // find returns the open journey a fingerprint names, if it was seen
@@ -289,6 +272,7 @@ func (b *JourneyBuilder) start(t time.Time) *jstate {
 	b.nextID++
 	js := &jstate{id: b.nextID, open: true, first: t, last: t, obs: b.newObs()}
 	b.nopen++
+	b.touch(js)
 	if len(b.queue) > 4*b.nopen+64 {
 		// Drop the closed journeys the queue still names.
 		live := b.queue[:0]
@@ -408,6 +392,7 @@ func (b *JourneyBuilder) add(js *jstate, o obs) {
 	o.rank, o.prio = rankOf(o.step)
 	if o.step.Time.After(js.last) {
 		js.last = o.step.Time
+		b.touch(js)
 	}
 	if o.step.Time.Before(js.first) {
 		js.first = o.step.Time

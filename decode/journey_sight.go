@@ -268,6 +268,7 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 	if s.quiet {
 		if js.last.Before(s.time) {
 			js.last = s.time
+			b.touch(js)
 		}
 		js.quiet = append(js.quiet, b.traces-1)
 		return
