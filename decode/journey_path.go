@@ -1,6 +1,8 @@
 package decode
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -98,26 +100,40 @@ type visit struct {
 	outer bool
 	at    time.Time
 	obs   []*obs // into the journey's observations
+	n     int    // observations (while orderObs counts them)
 }
 
 // orderObs groups observations into visits, ordered by the kernel's
 // times where there are some, and puts each visit in path order.
 func orderObs(all []obs) []*visit {
-	visits := make([]*visit, 0, 4)
+	// Which visit each observation is of (a journey crosses few
+	// namespaces), then each visit's observations, all in one array.
+	which := make([]int32, len(all))
+	var backing []visit
 	for i := range all {
 		o := &all[i]
-		var v *visit
-		for _, c := range visits { // a journey crosses few namespaces
-			if c.netns == o.step.Netns && c.outer == o.outer {
-				v = c
-				break
-			}
+		k := 0
+		for k < len(backing) && (backing[k].netns != o.step.Netns || backing[k].outer != o.outer) {
+			k++
 		}
-		if v == nil {
-			v = &visit{netns: o.step.Netns, outer: o.outer, obs: make([]*obs, 0, len(all))}
-			visits = append(visits, v)
+		if k == len(backing) {
+			backing = append(backing, visit{netns: o.step.Netns, outer: o.outer})
 		}
-		v.obs = append(v.obs, o)
+		which[i] = int32(k)
+		backing[k].n++
+	}
+	ptrs := make([]*obs, len(all))
+	visits := make([]*visit, len(backing))
+	at := 0
+	for k := range backing {
+		v := &backing[k]
+		v.obs = ptrs[at : at : at+v.n] // its own capacity: a route step added grows a copy
+		at += v.n
+		visits[k] = v
+	}
+	for i := range all {
+		v := &backing[which[i]]
+		v.obs = append(v.obs, &all[i])
 	}
 	for _, v := range visits {
 		var kt, any time.Time
@@ -133,18 +149,17 @@ func orderObs(all []obs) []*visit {
 		if kt.IsZero() {
 			v.at = any
 		}
-		sort.SliceStable(v.obs, func(i, j int) bool {
-			a, b := v.obs[i], v.obs[j]
+		slices.SortStableFunc(v.obs, func(a, b *obs) int {
 			if a.rank != b.rank {
-				return a.rank < b.rank
+				return cmp.Compare(a.rank, b.rank)
 			}
 			if a.prio != b.prio {
-				return a.prio < b.prio
+				return cmp.Compare(a.prio, b.prio)
 			}
-			return a.seq < b.seq
+			return cmp.Compare(a.seq, b.seq)
 		})
 	}
-	sort.SliceStable(visits, func(i, j int) bool { return visits[i].at.Before(visits[j].at) })
+	slices.SortStableFunc(visits, func(a, b *visit) int { return a.at.Compare(b.at) })
 	return visits
 }
 
