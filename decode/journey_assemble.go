@@ -132,9 +132,14 @@ func (p *obsPool) get() []obs {
 	return o
 }
 
-// put keeps o, emptied, unless it is too large or keep are kept already.
+// minKeptObs is the smallest observation slice the pool keeps: a journey
+// given a smaller one would grow it at once.
+const minKeptObs = 8
+
+// put keeps o, emptied, unless it is too small, too large, or keep are
+// kept already.
 func (p *obsPool) put(o []obs, keep int) {
-	if cap(o) == 0 || cap(o) > 64 {
+	if cap(o) < minKeptObs || cap(o) > 64 {
 		return
 	}
 	clear(o)

@@ -377,7 +377,9 @@ func (b *JourneyBuilder) newObs() []obs {
 	if o := b.pool.get(); o != nil {
 		return o
 	}
-	return make([]obs, 0, max(1, (b.obsHint+15)/16)) // as many as journeys lately had: no regrowing
+	// Half again as many as journeys lately had, so that a journey
+	// rarely grows it (and the slice, kept for another, rarely needs to).
+	return make([]obs, 0, max(minKeptObs, (b.obsHint+15)/16*3/2))
 }
 
 // freeObs keeps a closed journey's observation slice for a new journey.
