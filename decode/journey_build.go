@@ -49,7 +49,7 @@ type JourneyBuilder struct {
 	opt     JourneyOptions
 	nopen   int // journeys open now
 	byFP    map[uint64]fpEntry
-	byTrace map[traceKey]*jstate
+	byTrace map[traceID]*jstate
 	byReset map[uint64]*jstate
 	queue   []*jstate  // open journeys (and some closed ones) in the order they started, so by id
 	wheel   []idleSlot // open journeys by the time of their latest record (journey_idle.go)
@@ -93,7 +93,7 @@ type jstate struct {
 	slot       int64 // the wheel slot of last
 	obs        []obs
 	fps        []uint64
-	traces     []traceKey
+	traces     []traceID
 	resets     []uint64
 	first      time.Time
 	last       time.Time
@@ -132,7 +132,7 @@ func NewJourneyBuilder(opt JourneyOptions) *JourneyBuilder {
 	}
 	return &JourneyBuilder{
 		opt: opt, byFP: map[uint64]fpEntry{},
-		byTrace: map[traceKey]*jstate{}, byReset: map[uint64]*jstate{}, early: map[uint64][]obs{}, pool: &obsPool{},
+		byTrace: map[traceID]*jstate{}, byReset: map[uint64]*jstate{}, early: map[uint64][]obs{}, pool: &obsPool{},
 	}
 }
 

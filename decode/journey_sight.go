@@ -2,6 +2,7 @@ package decode
 
 import (
 	"bytes"
+	"hash/maphash"
 	"strings"
 	"time"
 
@@ -35,6 +36,7 @@ type Sighting struct {
 	hasHook, isNFLOG bool
 	// A trace event.
 	trace     traceKey
+	traceID   traceID
 	time      time.Time
 	hdr       []byte // the event's header snapshot (its own copy), nil without
 	quiet     bool   // the implicit end of a chain, which makes no step
@@ -100,7 +102,8 @@ func SightPacket(p *Packet) Sighting {
 // SightTrace reads what the journey builder needs of a trace event. It
 // keeps nothing of ev.
 func SightTrace(ev *TraceEvent) Sighting {
-	s := Sighting{kind: sightTrace, trace: traceKey{ev.Netns, ev.ID}, time: ev.Time, traceMark: ev.Mark}
+	s := Sighting{kind: sightTrace, trace: traceKey{ev.Netns, ev.ID}, time: ev.Time, traceMark: ev.Mark,
+		traceID: traceID{netns: maphash.String(fpSeed, ev.Netns), id: ev.ID}}
 	if len(ev.Network) > 0 {
 		hdr := append(append(make([]byte, 0, len(ev.Network)+len(ev.Transport)), ev.Network...), ev.Transport...)
 		if v, ok := readIP(hdr); ok {
@@ -137,6 +140,15 @@ func SightTrace(ev *TraceEvent) Sighting {
 	}
 	s.step = st
 	return s
+}
+
+// traceID names a packet's trace id in a namespace for the builder's
+// index: the namespace by a 64-bit hash of its name (as likely to
+// collide as the packets' fingerprints, which are hashes too), so that
+// looking it up hashes no string.
+type traceID struct {
+	netns uint64
+	id    uint32
 }
 
 // nextResetKey is the key under which the TCP reset answering segment v
@@ -252,14 +264,14 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 			js.frameIP = v
 			js.frameIP.quoted = nil
 		}
-		if old, ok := b.byTrace[s.trace]; !ok || old != js {
-			b.byTrace[s.trace] = js
-			js.traces = append(js.traces, s.trace)
+		if old, ok := b.byTrace[s.traceID]; !ok || old != js {
+			b.byTrace[s.traceID] = js
+			js.traces = append(js.traces, s.traceID)
 		}
 	}
 	if js == nil {
 		var ok bool
-		if js, ok = b.byTrace[s.trace]; !ok || !js.open {
+		if js, ok = b.byTrace[s.traceID]; !ok || !js.open {
 			b.stats.Unmatched++
 			return
 		}
