@@ -148,7 +148,8 @@ func (b *JourneyBuilder) Closed() []*Journey {
 	for i := range b.pending {
 		b.closed = append(b.closed, b.pending[i].Assemble())
 	}
-	b.pending = nil
+	clear(b.pending[:max(len(b.pending), b.pendingUsed)])
+	b.pending, b.pendingUsed = b.pending[:0], 0
 	c := b.closed
 	b.closed = nil
 	return c

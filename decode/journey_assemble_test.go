@@ -1,0 +1,112 @@
+package decode
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// TestUnassembledSameJourneys: a builder that leaves closed journeys
+// unassembled (their taker assembles them, in any order, on other
+// goroutines) gives the same journeys as one that assembles them as they
+// close, with sightings read apart from the builder; and Closed, Flush
+// and ClosedPending may be mixed on it.
+func TestUnassembledSameJourneys(t *testing.T) {
+	frames, traces := mixedStream(400)
+	dec := NewDecoder()
+	whole := NewJourneyBuilder(JourneyOptions{})
+	var want []*Journey
+	ti := 0
+	for i, f := range frames {
+		whole.AddPacket(dec.Decode(f))
+		if i%5 == 4 {
+			whole.AddTrace(&traces[ti])
+			whole.AddTrace(&traces[ti+1])
+			ti += 2
+		}
+		want = append(want, whole.Closed()...)
+	}
+	want = append(want, whole.Flush()...)
+
+	parts := NewJourneyBuilder(JourneyOptions{Unassembled: true})
+	var pending []PendingJourney
+	var got []*Journey
+	take := func(k int) {
+		switch k % 3 { // every way of taking them, in turn
+		case 0:
+			pending = append(pending, parts.ClosedPending()...)
+		case 1:
+			got = append(got, assembleAll(pending)...)
+			pending = nil
+			got = append(got, parts.Closed()...)
+		case 2:
+			pending = append(pending, parts.ClosedPending()...)
+		}
+	}
+	ti = 0
+	for i, f := range frames {
+		s := SightPacket(dec.Decode(f))
+		parts.AddSighting(&s)
+		if i%5 == 4 {
+			for _, ev := range traces[ti : ti+2] {
+				s := SightTrace(&ev)
+				parts.AddSighting(&s)
+			}
+			ti += 2
+		}
+		take(i)
+	}
+	got = append(got, assembleAll(pending)...)
+	got = append(got, assembleAll(parts.FlushPending())...)
+	if len(got) != len(want) || len(want) < 400 {
+		t.Fatalf("%d journeys, want %d (at least 400)", len(got), len(want))
+	}
+	for i := range want {
+		w, _ := json.Marshal(want[i])
+		g, _ := json.Marshal(got[i])
+		if string(w) != string(g) {
+			t.Fatalf("journey %d differs:\n got %s\nwant %s", i, g, w)
+		}
+	}
+}
+
+// assembleAll assembles pending journeys, the last first (the order a
+// taker assembles them in does not matter).
+func assembleAll(ps []PendingJourney) []*Journey {
+	out := make([]*Journey, len(ps))
+	for i := len(ps) - 1; i >= 0; i-- {
+		out[i] = ps[i].Assemble()
+	}
+	return out
+}
+
+// TestClosedPendingAfterClosed: taking journeys with Closed between two
+// ClosedPending calls (which reuses its slice) loses none and does not
+// fail.
+func TestClosedPendingAfterClosed(t *testing.T) {
+	frames, _ := mixedStream(4)
+	dec := NewDecoder()
+	b := NewJourneyBuilder(JourneyOptions{Unassembled: true})
+	add := func(p int, at time.Duration) {
+		for _, f := range frames[p*5 : p*5+5] {
+			f.Time = t0.Add(at + f.Time.Sub(frames[p*5].Time))
+			b.AddPacket(dec.Decode(f))
+		}
+	}
+	add(0, 0)
+	add(1, 100*time.Millisecond)
+	add(2, 3*time.Second) // closes 0 and 1
+	if n := len(b.ClosedPending()); n != 2 {
+		t.Fatalf("%d pending after the first two closed, want 2", n)
+	}
+	if n := len(b.Closed()); n != 0 {
+		t.Fatalf("Closed gave %d, want none", n)
+	}
+	add(3, 6*time.Second) // closes 2
+	if n := len(b.ClosedPending()); n != 1 {
+		t.Fatalf("%d pending after the third closed, want 1", n)
+	}
+	if n := len(b.Flush()); n != 1 {
+		t.Fatalf("Flush gave %d, want the last", n)
+	}
+}
