@@ -117,3 +117,33 @@ func TestLiveJourneysOnly(t *testing.T) {
 		t.Errorf("outcomes %q, want the echo request delivered, then its reply", outcomes)
 	}
 }
+
+// TestReplayRecordsAfterOrdinaryFrames: a recording merged after an
+// ordinary capture's frames (more than replay holds back before it takes
+// a file for an ordinary capture) still gets the journeys its trace
+// events make.
+func TestReplayRecordsAfterOrdinaryFrames(t *testing.T) {
+	dir := t.TempDir()
+	plain, incident := filepath.Join(dir, "plain.pcap"), filepath.Join(dir, "incident.pcapng")
+	var b bytes.Buffer
+	if err := synth.WriteLarge(&b, 2000, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(plain, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if err := synth.WriteIncident(&b, 3000, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(incident, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runHooktrace("--json", "-r", plain, "-r", incident, "--time-shift", "plain.pcap=-1h")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if n := strings.Count(out, `{"type":"journey"`); n < 900 {
+		t.Errorf("%d journeys from the recording's 1,000 packets' trace events", n)
+	}
+}

@@ -138,7 +138,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&reads, "r", "read packets from `FILE` (pcap or pcapng, optionally gzip-compressed; - for standard input); repeat to merge several files in time order")
 	fs.Var(&shifts, "time-shift", "with -r: add `FILE=OFFSET` to every time in FILE, e.g. b.pcapng=-1.5ms (a signed duration, or seconds as editcap -t takes them); repeatable")
 	fs.IntVar(&o.speed, "speed", 0, "with -r in the terminal UI: play the file back at `N` times the speed it was captured (1, 2, 10; keys P, ., <, > pause, step and change it); 0, the default, loads it as fast as possible")
-	fs.StringVar(&o.writeFile, "w", "", "write captured packets to `FILE` as pcapng (with --print or --json, also print them); with -r and no filter, a recording's hooktrace records too (a merge becomes one recording)")
+	fs.StringVar(&o.writeFile, "w", "", "write captured packets to `FILE` as pcapng (with --print, --json or --journeys, also print); with -r and no filter, a recording's hooktrace records too (a merge becomes one recording)")
 	fs.Var(&ifaces, "i", "capture on `IFACE`; repeat for several; any (the default) captures every interface")
 	fs.StringVar(&o.netns, "netns", "", "capture in network namespace `NS`: a name under /run/netns, a path such as /proc/PID/ns/net, pid:N, or all; several separated by commas")
 	fs.Uint64Var(&o.count, "c", 0, "stop after `N` packets")
@@ -159,8 +159,8 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	var groups stringList
 	fs.Var(&groups, "nflog", "listen to NFLOG `GROUPS` (comma-separated; -i nflog:N is the same) in every namespace captured; without -i, nothing else is captured")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: hooktrace [-i IFACE]... [--netns NS] [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n"+
-			"       hooktrace -r FILE [-r FILE]... [--time-shift FILE=OFFSET]... [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n\n")
+		fmt.Fprintf(stderr, "usage: hooktrace [-i IFACE]... [--netns NS] [--trace [--journeys]] [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n"+
+			"       hooktrace -r FILE [-r FILE]... [--time-shift FILE=OFFSET]... [-w FILE] [--print|--json|--journeys [--json]] [-c N] [FILTER EXPRESSION]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

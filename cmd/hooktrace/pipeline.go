@@ -21,6 +21,9 @@ import (
 const (
 	chunkFrames = 512
 	chunkArena  = 512 << 10
+	// maxChunks bounds the chunks in flight (four a core otherwise): a
+	// replay's chunk holds up to 2.5 MB of sightings beside its arena.
+	maxChunks = 32
 )
 
 type chunk struct {
@@ -114,7 +117,7 @@ func newPipeline(out interface{ Write([]byte) (int, error) }, pcapng *capture.Pc
 		}
 		return p
 	}
-	n := 4 * workers
+	n := min(4*workers, maxChunks)
 	p := &pipeline{
 		newPrinter: newPrinter, pcapng: pcapng, out: out,
 		free: make(chan *chunk, n), work: make(chan *chunk, n), done: make(chan *chunk, n),
@@ -271,6 +274,7 @@ func (p *pipeline) writer() {
 	defer p.writeWG.Done()
 	pending := map[uint64]*chunk{}
 	next := uint64(0)
+	stageFailed := false // the stage stops at its first error (the writer learns of it later)
 	for c := range p.done {
 		pending[c.seq] = c
 		for {
@@ -281,8 +285,9 @@ func (p *pipeline) writer() {
 			delete(pending, next)
 			next++
 			if p.stage != nil {
-				if c.err == nil && p.err() == nil {
+				if c.err == nil && p.err() == nil && !stageFailed {
 					c.err = p.stage(c)
+					stageFailed = c.err != nil
 				}
 				p.finishing <- c
 				continue

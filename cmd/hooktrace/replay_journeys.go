@@ -104,7 +104,9 @@ func (r *replayJourneys) frame(f capture.Frame, s *decode.Sighting) error {
 // was held for them.
 func (r *replayJourneys) giveUp() {
 	r.off, r.held = true, nil
-	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{})
+	// Records that come later (a recording merged after an ordinary
+	// capture) still make their journeys: a builder as the first.
+	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{IfName: r.rec.IfName, Unassembled: true})
 	if r.pipe != nil {
 		r.pipe.noSights.Store(true) // the workers need not read frames for it any more
 	}
@@ -134,6 +136,9 @@ func (r *replayJourneys) take(kind capture.CustomKind, got decode.Recorded, err 
 	if err := r.keep(kind, got); err != nil {
 		return err
 	}
+	if r.paths == nil {
+		return nil
+	}
 	r.b.AddRecorded(got)
 	return r.emit(r.b.ClosedPending())
 }
@@ -144,6 +149,9 @@ func (r *replayJourneys) takeSighted(got decode.Recorded, s *decode.Sighting) er
 	r.records++
 	if err := r.keep(capture.CustomTrace, got); err != nil {
 		return err
+	}
+	if r.paths == nil {
+		return nil
 	}
 	r.b.AddSighting(s)
 	return r.emit(r.b.ClosedPending())
@@ -265,8 +273,8 @@ func (r *replayJourneys) emit(js []decode.PendingJourney) error {
 
 // finish closes the journeys still open and prints them.
 func (r *replayJourneys) finish() error {
-	if r.off {
-		return nil
+	if r.off && !r.show {
+		return nil // an ordinary capture: nothing was built since
 	}
 	return r.emit(r.b.FlushPending())
 }
@@ -278,6 +286,11 @@ func (r *replayJourneys) finish() error {
 func replayRecords(ctx context.Context, o *options, src recordSource, match *filter.Set, out *output, warn func(error)) error {
 	src.OnWarning(warn)
 	j := newReplayJourneys(o, out, warn)
+	if j.paths == nil {
+		// Nothing prints journeys (-w alone): none are built.
+		j.off = true
+		out.pipe.noSights.Store(true)
+	}
 	if out.pcapng != nil && match == nil {
 		// The replay writes the frames and every record, in order; the
 		// pipeline writes none. (With a filter, the pipeline writes the
