@@ -269,13 +269,34 @@ func (p *pipeline) worker() {
 	}
 }
 
-// writer writes chunks in sequence and recycles them.
+// writer writes chunks in sequence and recycles them; with a stage, it
+// runs the stage on them in sequence and hands them to the finishers.
 func (p *pipeline) writer() {
 	defer p.writeWG.Done()
+	stageFailed := false // the stage stops at its first error (the writer learns of it later)
+	inOrder(p.done, func(c *chunk) {
+		if p.stage != nil {
+			if c.err == nil && p.err() == nil && !stageFailed {
+				c.err = p.stage(c)
+				stageFailed = c.err != nil
+			}
+			p.finishing <- c
+			return
+		}
+		p.write(c)
+		p.recycle(c)
+	})
+	if p.stage != nil {
+		close(p.finishing)
+	}
+}
+
+// inOrder calls each on the chunks from in in sequence (seq 0, 1, ...),
+// holding those that come early, until in is closed.
+func inOrder(in <-chan *chunk, each func(*chunk)) {
 	pending := map[uint64]*chunk{}
 	next := uint64(0)
-	stageFailed := false // the stage stops at its first error (the writer learns of it later)
-	for c := range p.done {
+	for c := range in {
 		pending[c.seq] = c
 		for {
 			c, ok := pending[next]
@@ -284,20 +305,8 @@ func (p *pipeline) writer() {
 			}
 			delete(pending, next)
 			next++
-			if p.stage != nil {
-				if c.err == nil && p.err() == nil && !stageFailed {
-					c.err = p.stage(c)
-					stageFailed = c.err != nil
-				}
-				p.finishing <- c
-				continue
-			}
-			p.write(c)
-			p.recycle(c)
+			each(c)
 		}
-	}
-	if p.stage != nil {
-		close(p.finishing)
 	}
 }
 

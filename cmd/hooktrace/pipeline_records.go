@@ -135,21 +135,10 @@ func (w *journeyWriter) Write(b []byte) (int, error) { return w.c.jout.Write(b) 
 
 // writeFinished writes finished chunks in sequence and recycles them.
 func (p *pipeline) writeFinished() {
-	pending := map[uint64]*chunk{}
-	next := uint64(0)
-	for c := range p.finished {
-		pending[c.seq] = c
-		for {
-			c, ok := pending[next]
-			if !ok {
-				break
-			}
-			delete(pending, next)
-			next++
-			p.write(c)
-			p.recycle(c)
-		}
-	}
+	inOrder(p.finished, func(c *chunk) {
+		p.write(c)
+		p.recycle(c)
+	})
 }
 
 // addRecord queues a hooktrace record (copied) in order with the frames;
