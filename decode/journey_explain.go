@@ -357,6 +357,10 @@ func kernelReason(st Step, v *visit, ep Endpoints) (string, string) {
 	proto := visitProto(v)
 	switch st.Reason {
 	case "NO_SOCKET":
+		if proto == "" { // no view of the packet named its protocol
+			return fmt.Sprintf("Dropped by the kernel in %s: nothing listens on %s.", where, ep.Dst),
+				fmt.Sprintf("start the service, or check what listens: %sss -lnp", nsExec(st.Netns))
+		}
 		return fmt.Sprintf("Dropped by the kernel in %s: nothing listens on %s/%s.", where, ep.Dst, proto),
 			fmt.Sprintf("start the service, or check what listens: %sss -lnp%c", nsExec(st.Netns), proto[0])
 	case "IP_RPFILTER":
