@@ -323,7 +323,7 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer bool) {
 		delete(b.early, fp)
 		for _, o := range early {
 			o.outer = outer
-			b.add(js, o)
+			b.add(js, &o)
 		}
 	}
 }
@@ -346,7 +346,7 @@ func (b *JourneyBuilder) merge(into, from *jstate) {
 	b.nopen--
 	for _, o := range from.obs {
 		o.outer = true
-		b.add(into, o)
+		b.add(into, &o)
 	}
 	for _, fp := range from.fps {
 		if e, ok := b.byFP[fp]; ok && e.js == from {
@@ -388,8 +388,8 @@ func (b *JourneyBuilder) freeObs(o []obs) {
 	b.pool.put(o, max(2048, b.nopen))
 }
 
-// add records an observation.
-func (b *JourneyBuilder) add(js *jstate, o obs) {
+// add records an observation (a copy of o, which it completes).
+func (b *JourneyBuilder) add(js *jstate, o *obs) {
 	b.seq++
 	o.seq = b.seq
 	o.rank, o.prio = rankOf(o.step)
@@ -400,7 +400,7 @@ func (b *JourneyBuilder) add(js *jstate, o obs) {
 	if o.step.Time.Before(js.first) {
 		js.first = o.step.Time
 	}
-	js.obs = append(js.obs, o)
+	js.obs = append(js.obs, *o)
 }
 
 // AddPacket takes a decoded frame: a capture from a device, or an NFLOG
@@ -470,19 +470,19 @@ func readPacket(p *Packet) (pv packetView, ok bool) {
 // join finds (or starts) the journey of a sighting of a packet, a
 // device capture or an NFLOG copy: by the packet's fingerprint, else by
 // its tunnel packet's; it indexes both, and returns the observation
-// marked as of the tunnel packet when there is one. ok is false when the
-// sighting was an ICMP error or a reset answering a known packet: it was
-// added to that packet's journey instead.
-func (b *JourneyBuilder) join(s *Sighting, o obs) (*jstate, obs, bool) {
+// marks the observation as of the tunnel packet when there is one. ok
+// is false when the sighting was an ICMP error or a reset answering a
+// known packet: it was added to that packet's journey instead.
+func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 	pv := &s.pv
 	v, t := &pv.inner, o.step.Time
 	if v.quoted != nil && b.linkError(v, o) {
-		return nil, o, false
+		return nil, false
 	}
 	if s.answer != 0 {
 		if js, ok := b.byReset[s.answer]; ok {
 			b.linkReset(js, v, o)
-			return nil, o, false
+			return nil, false
 		}
 	}
 	encap := pv.depth > 0
@@ -500,7 +500,7 @@ func (b *JourneyBuilder) join(s *Sighting, o obs) (*jstate, obs, bool) {
 		b.index(js, pv.outer.fp, true)
 	}
 	b.indexReset(js, s.reset)
-	return js, o, true
+	return js, true
 }
 
 // indexReset lets the TCP reset that answers a segment find its
@@ -517,7 +517,7 @@ func (b *JourneyBuilder) indexReset(js *jstate, k uint64) {
 
 // linkError adds an ICMP error to the journey of the packet it quotes;
 // false when that packet is not known.
-func (b *JourneyBuilder) linkError(v *ipView, o obs) bool {
+func (b *JourneyBuilder) linkError(v *ipView, o *obs) bool {
 	q, ok := readIP(v.quoted)
 	if !ok {
 		return false
@@ -538,7 +538,7 @@ func (b *JourneyBuilder) linkError(v *ipView, o obs) bool {
 }
 
 // linkReset adds a TCP reset to the journey of the segment it answers.
-func (b *JourneyBuilder) linkReset(js *jstate, v *ipView, o obs) {
+func (b *JourneyBuilder) linkReset(js *jstate, v *ipView, o *obs) {
 	if js.hasError(o.step.Netns) {
 		return
 	}
@@ -622,7 +622,7 @@ func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 		}
 		o.step.Detail = "probable"
 	}
-	b.add(js, o)
+	b.add(js, &o)
 }
 
 // close ends a journey: it leaves the indexes, and is assembled now,

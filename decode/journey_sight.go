@@ -194,7 +194,7 @@ func (b *JourneyBuilder) addFrame(s *Sighting) {
 		step: Step{Time: f.Time, Netns: f.Netns, Kind: StepCapture, Iface: f.Iface, Dir: f.Dir.String()},
 		ep:   s.pv.inner.ep, hasEP: true, kt: true, proto: s.pv.inner.proto, pkt: b.packets,
 	}
-	js, o, ok := b.join(s, o)
+	js, ok := b.join(s, &o)
 	if !ok {
 		return
 	}
@@ -204,7 +204,7 @@ func (b *JourneyBuilder) addFrame(s *Sighting) {
 		js.frameKT, js.frameIP = true, s.pv.inner
 		js.frameIP.quoted = nil
 	}
-	b.add(js, o)
+	b.add(js, &o)
 }
 
 // addNFLOG takes an NFLOG message: one of hooktrace's own (a packet
@@ -224,7 +224,7 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 	}
 	v := s.pv.inner
 	o := obs{step: st, ep: v.ep, hasEP: true, kt: true, mark: s.mark, proto: v.proto, pkt: b.packets}
-	js, o, ok := b.join(s, o)
+	js, ok := b.join(s, &o)
 	if !ok {
 		return
 	}
@@ -238,7 +238,7 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 		}
 		js.frameKT = false
 	}
-	b.add(js, o)
+	b.add(js, &o)
 }
 
 // addTrace takes the sighting of a trace event. The first event of each
@@ -286,5 +286,5 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 		return
 	}
 	o.step, o.mark = s.step, s.traceMark
-	b.add(js, o)
+	b.add(js, &o)
 }
