@@ -45,11 +45,13 @@ func TestUnassembledSameJourneys(t *testing.T) {
 	}
 	ti = 0
 	for i, f := range frames {
-		s := SightPacket(dec.Decode(f))
+		var s Sighting
+		s.ReadPacket(dec.Decode(f))
 		parts.AddSighting(&s)
 		if i%5 == 4 {
 			for _, ev := range traces[ti : ti+2] {
-				s := SightTrace(&ev)
+				var s Sighting
+				s.ReadTrace(&ev)
 				parts.AddSighting(&s)
 			}
 			ti += 2

@@ -407,7 +407,8 @@ func (b *JourneyBuilder) add(js *jstate, o *obs) {
 // message (LINKTYPE_NFLOG). Frames that carry no IP packet are ignored.
 // p is not kept: what the journey needs is copied.
 func (b *JourneyBuilder) AddPacket(p *Packet) {
-	s := SightPacket(p)
+	var s Sighting
+	s.ReadPacket(p)
 	b.AddSighting(&s)
 }
 
@@ -563,7 +564,8 @@ func (js *jstate) hasError(netns string) bool {
 // and finds (or starts) its journey; the events after it follow by the
 // trace id, per namespace.
 func (b *JourneyBuilder) AddTrace(ev *TraceEvent) {
-	s := SightTrace(ev)
+	var s Sighting
+	s.ReadTrace(ev)
 	b.AddSighting(&s)
 }
 

@@ -42,7 +42,8 @@ func FuzzJourney(f *testing.F) {
 				fr := capture.Frame{Time: at, Netns: ns, Iface: "eth0", Dir: capture.Direction(choice % 3),
 					LinkType: fuzzLinkTypes[int(kind/4)%len(fuzzLinkTypes)], Data: body, Len: len(body)}
 				whole.AddPacket(dec.Decode(fr))
-				s := SightPacket(dec.Decode(fr))
+				var s Sighting
+				s.ReadPacket(dec.Decode(fr))
 				parts.AddSighting(&s)
 			case 1: // a trace event: its header snapshot, or none
 				ev := TraceEvent{Trace: nflog.Trace{Netns: ns, Time: at, ID: uint32(kind >> 2), Family: 1, Table: "t", Chain: "c",
@@ -56,7 +57,8 @@ func FuzzJourney(f *testing.F) {
 					ev.Network = body
 				}
 				whole.AddTrace(&ev)
-				s := SightTrace(&ev)
+				var s Sighting
+				s.ReadTrace(&ev)
 				parts.AddSighting(&s)
 			case 2: // a kernel drop
 				d := KernelDrop{Time: at, Netns: ns, Ifindex: uint32(choice % 3), Reason: "NO_SOCKET"}

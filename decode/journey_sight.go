@@ -11,7 +11,7 @@ import (
 )
 
 // Sighting is what the journey builder needs of one record: a decoded
-// frame (SightPacket) or a trace event (SightTrace). Reading it is the
+// frame (ReadPacket) or a trace event (ReadTrace). Reading it is the
 // part of a record's work that depends on the record alone, so it can be
 // done on any goroutine, many at once; the builder then only joins it
 // to its journey (AddSighting), in record order.
@@ -50,11 +50,11 @@ const (
 	sightTrace
 )
 
-// SightPacket reads what the journey builder needs of a decoded frame: a
-// capture from a device, or an NFLOG message (LINKTYPE_NFLOG). The
-// sighting points into p's frame bytes (not into p).
-func SightPacket(p *Packet) Sighting {
-	s := Sighting{kind: sightFrame, frame: p.Frame}
+// ReadPacket reads into s what the journey builder needs of a decoded
+// frame: a capture from a device, or an NFLOG message (LINKTYPE_NFLOG).
+// The sighting points into p's frame bytes (not into p).
+func (s *Sighting) ReadPacket(p *Packet) {
+	*s = Sighting{kind: sightFrame, frame: p.Frame}
 	pv, ok := readPacket(p)
 	if f := p.Frame; f.LinkType == capture.LinkTypeNFLOG {
 		s.isNFLOG = true
@@ -66,11 +66,12 @@ func SightPacket(p *Packet) Sighting {
 			}
 		}
 		if n == nil || !n.HasHook || !ok {
-			return s
+			return
 		}
 		s.hasHook = true
 		prefix := strings.TrimRight(string(n.Prefix), " \x00")
-		st := Step{Time: f.Time, Netns: f.Netns, Kind: StepNFLOG, Hook: n.HookName(), Family: nflog.FamilyName(n.Family), Prefix: prefix}
+		st := &s.step
+		*st = Step{Time: f.Time, Netns: f.Netns, Kind: StepNFLOG, Hook: n.HookName(), Family: nflog.FamilyName(n.Family), Prefix: prefix}
 		switch prefix {
 		case nflog.LogPrefixFirst, nflog.LogPrefixLast:
 			st.Kind, st.First, st.Prefix = StepHook, prefix == nflog.LogPrefixFirst, ""
@@ -78,7 +79,7 @@ func SightPacket(p *Packet) Sighting {
 				st.Family = "inet"
 			}
 		}
-		s.step, s.indev, s.outdev, s.mark = st, n.Indev, n.Outdev, n.Mark
+		s.indev, s.outdev, s.mark = n.Indev, n.Outdev, n.Mark
 		s.ipOff = -1
 		for i := range p.Layers {
 			if l := &p.Layers[i]; (l.Proto == ProtoIPv4 || l.Proto == ProtoIPv6) && l.Err == nil {
@@ -88,7 +89,7 @@ func SightPacket(p *Packet) Sighting {
 		}
 	}
 	if !ok {
-		return s
+		return
 	}
 	s.pv, s.hasIP = pv, true
 	v := pv.inner
@@ -96,13 +97,12 @@ func SightPacket(p *Packet) Sighting {
 		s.answer = resetKeyOf(v)
 	}
 	s.reset = nextResetKey(v)
-	return s
 }
 
-// SightTrace reads what the journey builder needs of a trace event. It
-// keeps nothing of ev.
-func SightTrace(ev *TraceEvent) Sighting {
-	s := Sighting{kind: sightTrace, trace: traceKey{ev.Netns, ev.ID}, time: ev.Time, traceMark: ev.Mark,
+// ReadTrace reads into s what the journey builder needs of a trace
+// event. It keeps nothing of ev.
+func (s *Sighting) ReadTrace(ev *TraceEvent) {
+	*s = Sighting{kind: sightTrace, trace: traceKey{ev.Netns, ev.ID}, time: ev.Time, traceMark: ev.Mark,
 		traceID: traceID{netns: maphash.String(fpSeed, ev.Netns), id: ev.ID}}
 	if len(ev.Network) > 0 {
 		hdr := append(append(make([]byte, 0, len(ev.Network)+len(ev.Transport)), ev.Network...), ev.Transport...)
@@ -116,9 +116,10 @@ func SightTrace(ev *TraceEvent) Sighting {
 		// The implicit end of a chain: nothing matched there, which the
 		// next event (a policy, or the chain that jumped here) shows.
 		s.quiet = true
-		return s
+		return
 	}
-	st := Step{
+	st := &s.step
+	*st = Step{
 		Time: ev.Time, Netns: ev.Netns, Kind: StepRule, Hook: ev.Hook, Family: nflog.FamilyName(ev.Family),
 		Table: ev.Table, Chain: ev.Chain, Priority: ev.Priority, HasPriority: ev.HasPriority,
 		Handle: ev.Handle, RuleNumber: ev.RuleNumber, Rule: ev.Rule, JumpTarget: ev.JumpTarget,
@@ -138,8 +139,6 @@ func SightTrace(ev *TraceEvent) Sighting {
 	} else if ev.OIFName != "" {
 		st.Iface = ev.OIFName
 	}
-	s.step = st
-	return s
 }
 
 // traceID names a packet's trace id in a namespace for the builder's
@@ -214,16 +213,15 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 		return
 	}
 	f := s.frame
-	st := s.step
-	if b.opt.IfName != nil {
+	v := &s.pv.inner
+	o := obs{step: s.step, ep: v.ep, hasEP: true, kt: true, mark: s.mark, proto: v.proto, pkt: b.packets}
+	if st := &o.step; b.opt.IfName != nil {
 		if s.indev != 0 && (st.Hook == "prerouting" || st.Hook == "input" || st.Hook == "forward") {
 			st.Iface = b.opt.IfName(f.Netns, s.indev)
 		} else if s.outdev != 0 {
 			st.Iface = b.opt.IfName(f.Netns, s.outdev)
 		}
 	}
-	v := s.pv.inner
-	o := obs{step: st, ep: v.ep, hasEP: true, kt: true, mark: s.mark, proto: v.proto, pkt: b.packets}
 	js, ok := b.join(s, &o)
 	if !ok {
 		return

@@ -216,7 +216,7 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, printer ui.PacketPrinter
 		}
 		pkt := dec.Decode(c.frames[e])
 		if c.sighted {
-			c.sights[e] = decode.SightPacket(pkt)
+			c.sights[e].ReadPacket(pkt)
 		}
 		if printer == nil {
 			return nil
@@ -239,7 +239,8 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, printer ui.PacketPrinter
 	}
 	if c.sighted {
 		r.sight = int32(len(c.tsights))
-		c.tsights = append(c.tsights, decode.SightTrace(r.got.Trace))
+		c.tsights = append(c.tsights, decode.Sighting{})
+		c.tsights[len(c.tsights)-1].ReadTrace(r.got.Trace)
 	}
 	if tracer != nil {
 		return tracer.Trace(r.got.Trace)
