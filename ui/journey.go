@@ -114,7 +114,11 @@ func (p *NDJSON) step(st *decode.Step) {
 		j.plain("hook", st.Hook)
 	}
 	if st.Kind == decode.StepHook {
-		j.plain("edge", map[bool]string{true: "enter", false: "leave"}[st.First])
+		edge := "leave"
+		if st.First {
+			edge = "enter"
+		}
+		j.plain("edge", edge)
 	}
 	strIf(j, "family", st.Family)
 	strIf(j, "table", st.Table)
