@@ -326,14 +326,14 @@ type recDecoder struct {
 	err  error
 }
 
-func newRecDecoder(b []byte, what string) (*recDecoder, error) {
+func newRecDecoder(b []byte, what string) (recDecoder, error) {
 	if len(b) == 0 {
-		return nil, fmt.Errorf("decode %s record: empty", what)
+		return recDecoder{}, fmt.Errorf("decode %s record: empty", what)
 	}
 	if b[0] != RecordVersion {
-		return nil, fmt.Errorf("decode %s record: version %d: %w", what, b[0], errRecordVersion)
+		return recDecoder{}, fmt.Errorf("decode %s record: version %d: %w", what, b[0], errRecordVersion)
 	}
-	return &recDecoder{b: b[1:], what: what}, nil
+	return recDecoder{b: b[1:], what: what}, nil
 }
 
 func (d *recDecoder) fail(msg string) {
