@@ -132,6 +132,8 @@ type Journey struct {
 	// Incomplete: events may be missing (the kernel reported lost events
 	// while the journey was open).
 	Incomplete bool
+
+	nums []uint64 // the array Packets, Traces and Drops are in (AssembleInto reuses it)
 }
 
 // Namespaces lists the namespaces the journey crossed, each once, in the

@@ -29,14 +29,24 @@ type PendingJourney struct {
 
 // Assemble makes the journey: its observations are put in path order,
 // NAT and tunnel steps inserted, routes asked (JourneyOptions.Route), and
-// the outcome decided. Call it once.
+// the outcome decided. Call it, or AssembleInto, once.
 func (pj *PendingJourney) Assemble() *Journey {
-	j := &Journey{ID: pj.id, First: pj.first, Last: pj.last, Frame: pj.frame, Incomplete: pj.incomplete}
+	j := &Journey{}
+	pj.AssembleInto(j)
+	return j
+}
+
+// AssembleInto is Assemble into j, whose lists (steps, packet, trace and
+// drop numbers) it reuses: for a taker that is done with one journey
+// (printed it) before it assembles the next.
+func (pj *PendingJourney) AssembleInto(j *Journey) {
+	steps, nums := j.Steps[:0], j.nums[:0]
+	*j = Journey{ID: pj.id, First: pj.first, Last: pj.last, Frame: pj.frame, Incomplete: pj.incomplete}
 	visits := orderObs(pj.obs)
 	if pj.route != nil {
 		addRoutes(visits, pj.route)
 	}
-	j.Steps = pathSteps(visits)
+	j.Steps = pathSteps(visits, steps)
 	for _, v := range visits {
 		for _, o := range v.obs {
 			if o.hasEP && !o.outer && !j.Flow.Src.IsValid() {
@@ -54,8 +64,9 @@ func (pj *PendingJourney) Assemble() *Journey {
 		nt += min(1, int(o.trc))
 		nd += min(1, int(o.drp))
 	}
-	// One allocation for the three lists.
-	nums := make([]uint64, 0, np+nt+len(pj.quiet)+nd)
+	// One array for the three lists.
+	nums = slices.Grow(nums, np+nt+len(pj.quiet)+nd)
+	j.nums = nums
 	for i := range pj.obs {
 		if o := &pj.obs[i]; o.pkt != 0 {
 			nums = append(nums, o.pkt-1)
@@ -86,7 +97,6 @@ func (pj *PendingJourney) Assemble() *Journey {
 	decideOutcome(j, visits)
 	pj.pool.put(pj.obs, pj.keep) // nothing of the journey points into them any more
 	pj.obs = nil
-	return j
 }
 
 // sortedSet sorts ns and drops repeats; nil when empty.

@@ -278,12 +278,12 @@ func (o *obs) epAt(outer bool) (Endpoints, bool) {
 // pathSteps flattens the visits into the journey's steps, adding a NAT
 // step where the packet's addresses or ports change, and encap and decap
 // steps where it goes into or out of a tunnel packet.
-func pathSteps(visits []*visit) []Step {
+func pathSteps(visits []*visit, steps []Step) []Step {
 	n := 0
 	for _, v := range visits {
 		n += len(v.obs)
 	}
-	steps := make([]Step, 0, n) // encap and decap steps, rare, grow it
+	steps = slices.Grow(steps[:0], n) // encap and decap steps, rare, grow it
 	var last [2]Endpoints       // last endpoints seen, inner and outer
 	var have [2]bool
 	level := -1 // 0 inner, 1 outer; -1 before the first observation

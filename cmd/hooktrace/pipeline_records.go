@@ -112,12 +112,13 @@ func (p *pipeline) finisher() {
 	if p.newPaths != nil {
 		paths = p.newPaths(&cw)
 	}
+	var j decode.Journey // printed before the next is assembled into it
 	for c := range p.finishing {
 		for k := range c.journeys {
-			j := c.journeys[k].pj.Assemble()
+			c.journeys[k].pj.AssembleInto(&j)
 			if c.err == nil && paths != nil {
 				cw.c = c
-				if err := paths.Journey(j); err != nil {
+				if err := paths.Journey(&j); err != nil {
 					c.err = fmt.Errorf("write output: %w", err)
 				}
 			}
