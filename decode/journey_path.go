@@ -284,7 +284,7 @@ func pathSteps(visits []*visit, steps []Step) []Step {
 		n += len(v.obs)
 	}
 	steps = slices.Grow(steps[:0], n) // encap and decap steps, rare, grow it
-	var last [2]Endpoints       // last endpoints seen, inner and outer
+	var last [2]Endpoints             // last endpoints seen, inner and outer
 	var have [2]bool
 	level := -1 // 0 inner, 1 outer; -1 before the first observation
 	tunnel, vni := "", uint32(0)
