@@ -43,14 +43,14 @@ func NewRecording() *Recording {
 // kept; trace events, drops and losses are returned. A record that cannot
 // be decoded returns an error naming its kind, and changes nothing.
 func (r *Recording) Take(kind capture.CustomKind, payload []byte) (Recorded, error) {
-	return r.take(kind, payload, recFix{})
+	return r.take(kind, payload, recFix{}, nil)
 }
 
 // TakeRecord is Take for a record as a capture source read it: the time
 // shift and namespace rename of a merge (capture.Merged) apply to what
 // the record carries.
 func (r *Recording) TakeRecord(c *capture.CustomRecord) (Recorded, error) {
-	return r.take(c.Kind, c.Payload, recFix{shift: c.Shift, rename: c.Renamed, netns: c.Netns})
+	return r.take(c.Kind, c.Payload, recFix{shift: c.Shift, rename: c.Renamed, netns: c.Netns}, nil)
 }
 
 // recFix is what a merge changed in a record's header, to change in its
@@ -76,23 +76,33 @@ func (f recFix) apply(t *time.Time, netns *string) {
 // rulesets: Recording.TakeRecord keeps them). It may run on any
 // goroutine.
 func ParseRecorded(c *capture.CustomRecord) (out Recorded, ok bool, err error) {
+	return ParseRecordedInto(c, nil)
+}
+
+// ParseRecordedInto is ParseRecorded decoding a trace event into ev (nil:
+// a new one), which the result then points to: for a caller that reuses
+// its events.
+func ParseRecordedInto(c *capture.CustomRecord, ev *TraceEvent) (out Recorded, ok bool, err error) {
 	switch c.Kind {
 	case capture.CustomTrace, capture.CustomDrop, capture.CustomLoss:
-		out, err = (*Recording)(nil).take(c.Kind, c.Payload, recFix{shift: c.Shift, rename: c.Renamed, netns: c.Netns})
+		out, err = (*Recording)(nil).take(c.Kind, c.Payload, recFix{shift: c.Shift, rename: c.Renamed, netns: c.Netns}, ev)
 		return out, true, err
 	}
 	return Recorded{}, false, nil
 }
 
-func (r *Recording) take(kind capture.CustomKind, payload []byte, fix recFix) (Recorded, error) {
+// take decodes a record; a trace event into ev when not nil.
+func (r *Recording) take(kind capture.CustomKind, payload []byte, fix recFix, ev *TraceEvent) (Recorded, error) {
 	var out Recorded
 	var err error
 	switch kind {
 	case capture.CustomTrace:
-		var ev TraceEvent
-		if ev, err = ParseTraceRecord(payload); err == nil {
+		if ev == nil {
+			ev = new(TraceEvent)
+		}
+		if *ev, err = ParseTraceRecord(payload); err == nil {
 			fix.apply(&ev.Time, &ev.Netns)
-			out.Trace = &ev
+			out.Trace = ev
 		}
 	case capture.CustomDrop:
 		var kd KernelDrop

@@ -36,6 +36,9 @@ type chunkRecords struct {
 	// builder, and tsights what the trace events did.
 	sights, tsights []decode.Sighting
 	sighted         bool
+	// events holds the trace events the workers decode (a record's got
+	// points into it), reused from chunk to chunk.
+	events []decode.TraceEvent
 	// marks[k] is the length of the chunk's output after entry k.
 	marks []int32
 	// journeys the stage closed: at is the entry they follow. The
@@ -70,6 +73,7 @@ func (r *chunkRecords) reset() {
 	// sights and tsights are written over before they are read: not
 	// cleared (they are large), they keep old records' strings a while.
 	r.sights, r.tsights, r.sighted = r.sights[:0], r.tsights[:0], false
+	r.events = r.events[:0]
 	r.jout.Reset()
 }
 
@@ -233,7 +237,16 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, printer ui.PacketPrinter
 		return err
 	}
 	var ok bool
-	r.got, ok, r.err = decode.ParseRecorded(&r.custom)
+	var ev *decode.TraceEvent
+	if r.custom.Kind == capture.CustomTrace {
+		if len(c.events) == cap(c.events) {
+			// A new array: the records decoded so far point into the old one.
+			c.events = make([]decode.TraceEvent, 0, max(64, 2*cap(c.events)))
+		}
+		c.events = c.events[:len(c.events)+1]
+		ev = &c.events[len(c.events)-1]
+	}
+	r.got, ok, r.err = decode.ParseRecordedInto(&r.custom, ev)
 	r.parsed = ok
 	if !ok || r.err != nil || r.got.Trace == nil {
 		return nil
