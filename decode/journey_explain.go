@@ -14,7 +14,7 @@ func decideOutcome(j *Journey, visits []*visit) {
 		v *visit
 		o *obs
 	}
-	var path []at
+	path := make([]at, 0, 16) // on the stack for all but the longest journeys
 	var reply *obs
 	for _, v := range visits {
 		for _, o := range v.obs {
