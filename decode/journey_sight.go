@@ -3,7 +3,6 @@ package decode
 import (
 	"bytes"
 	"hash/maphash"
-	"strings"
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -69,15 +68,17 @@ func (s *Sighting) ReadPacket(p *Packet) {
 			return
 		}
 		s.hasHook = true
-		prefix := strings.TrimRight(string(n.Prefix), " \x00")
+		prefix := bytes.TrimRight(n.Prefix, " \x00")
 		st := &s.step
-		*st = Step{Time: f.Time, Netns: f.Netns, Kind: StepNFLOG, Hook: n.HookName(), Family: nflog.FamilyName(n.Family), Prefix: prefix}
-		switch prefix {
+		*st = Step{Time: f.Time, Netns: f.Netns, Kind: StepNFLOG, Hook: n.HookName(), Family: nflog.FamilyName(n.Family)}
+		switch string(prefix) { // hooktrace's own, most of them: no string made
 		case nflog.LogPrefixFirst, nflog.LogPrefixLast:
-			st.Kind, st.First, st.Prefix = StepHook, prefix == nflog.LogPrefixFirst, ""
+			st.Kind, st.First = StepHook, string(prefix) == nflog.LogPrefixFirst
 			if n.Family != 7 {
 				st.Family = "inet"
 			}
+		default:
+			st.Prefix = string(prefix)
 		}
 		s.indev, s.outdev, s.mark = n.Indev, n.Outdev, n.Mark
 		s.ipOff = -1
