@@ -49,9 +49,9 @@ type replayJourneys struct {
 	cur    *chunk
 	at     int
 	warn   func(error)
-	// save, with -w, writes the frames and records again, in order,
-	// through the recorder's writer: a merge, a time-shifted file or a
-	// filtered one stays a recording.
+	// save, with -w and no filter, writes the frames and records again,
+	// in order, through the recorder's writer: a merge or a time-shifted
+	// file stays a recording.
 	save     *ui.IncidentWriter
 	savePath string
 }
