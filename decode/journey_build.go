@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -487,18 +488,24 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 		}
 	}
 	encap := pv.depth > 0
-	e, found := b.find(v.fp, t)
+	e, byInner := b.find(v.fp, t)
+	found, byOuter := byInner, false
 	if !found && encap {
-		e, found = b.find(pv.outer.fp, t)
+		e, byOuter = b.find(pv.outer.fp, t)
+		found = byOuter
 	}
 	js := e.js
 	if !found {
 		js = b.start(t)
 	}
-	b.index(js, v.fp, false)
+	if !byInner { // found by it, it is indexed already
+		b.index(js, v.fp, false)
+	}
 	if encap {
 		o.tun, o.outer = &tunnelView{name: pv.tunnel, vni: pv.vni, outer: pv.outer.ep}, true
-		b.index(js, pv.outer.fp, true)
+		if !byOuter {
+			b.index(js, pv.outer.fp, true)
+		}
 	}
 	b.indexReset(js, s.reset)
 	return js, true
@@ -507,7 +514,7 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 // indexReset lets the TCP reset that answers a segment find its
 // journey, by the key nextResetKey gave (0: none).
 func (b *JourneyBuilder) indexReset(js *jstate, k uint64) {
-	if k == 0 {
+	if k == 0 || slices.Contains(js.resets, k) { // another sighting of the same segment
 		return
 	}
 	if _, ok := b.byReset[k]; !ok {
