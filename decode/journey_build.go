@@ -471,10 +471,10 @@ func readPacket(p *Packet) (pv packetView, ok bool) {
 
 // join finds (or starts) the journey of a sighting of a packet, a
 // device capture or an NFLOG copy: by the packet's fingerprint, else by
-// its tunnel packet's; it indexes both, and returns the observation
-// marks the observation as of the tunnel packet when there is one. ok
-// is false when the sighting was an ICMP error or a reset answering a
-// known packet: it was added to that packet's journey instead.
+// its tunnel packet's; it indexes both, and marks the observation as of
+// the tunnel packet when there is one. ok is false when the sighting was
+// an ICMP error or a reset answering a known packet: it was added to
+// that packet's journey instead.
 func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 	pv := &s.pv
 	v, t := &pv.inner, o.step.Time

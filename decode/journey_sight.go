@@ -25,21 +25,20 @@ type Sighting struct {
 	reset  uint64 // the key a TCP reset answering this segment has; 0 none
 	answer uint64 // a TCP reset: the key of the segment it answers
 	// The step an NFLOG message or a trace event makes (none for a quiet
-	// trace event).
+	// trace event), and the packet's mark.
 	step Step
-	// An NFLOG message: its devices and mark, and where its first IP
-	// header starts (for a journey's first sighting).
+	mark uint32
+	// An NFLOG message: its devices, and where its first IP header
+	// starts (for a journey's first sighting).
 	indev, outdev    uint32
-	mark             uint32
 	ipOff            int
 	hasHook, isNFLOG bool
-	// A trace event.
-	trace     traceKey
-	traceID   traceID
-	time      time.Time
-	hdr       []byte // the event's header snapshot (its own copy), nil without
-	quiet     bool   // the implicit end of a chain, which makes no step
-	traceMark uint32
+	// A trace event: its namespace, trace id and time.
+	netns   string
+	traceID traceID
+	time    time.Time
+	hdr     []byte // the event's header snapshot (its own copy), nil without
+	quiet   bool   // the implicit end of a chain, which makes no step
 }
 
 type sightKind uint8
@@ -103,7 +102,7 @@ func (s *Sighting) ReadPacket(p *Packet) {
 // ReadTrace reads into s what the journey builder needs of a trace
 // event. It keeps nothing of ev.
 func (s *Sighting) ReadTrace(ev *TraceEvent) {
-	*s = Sighting{kind: sightTrace, trace: traceKey{ev.Netns, ev.ID}, time: ev.Time, traceMark: ev.Mark,
+	*s = Sighting{kind: sightTrace, netns: ev.Netns, time: ev.Time, mark: ev.Mark,
 		traceID: traceID{netns: maphash.String(fpSeed, ev.Netns), id: ev.ID}}
 	if len(ev.Network) > 0 {
 		hdr := append(append(make([]byte, 0, len(ev.Network)+len(ev.Transport)), ev.Network...), ev.Transport...)
@@ -199,10 +198,8 @@ func (b *JourneyBuilder) addFrame(s *Sighting) {
 		return
 	}
 	if js.frame.Data == nil || f.Time.Before(js.frame.Time) || !js.frameKT {
-		js.frame = f
-		js.frame.Data = bytes.Clone(f.Data)
-		js.frameKT, js.frameIP = true, s.pv.inner
-		js.frameIP.quoted = nil
+		f.Data = bytes.Clone(f.Data)
+		js.keepFrame(f, s.pv.inner, true)
 	}
 	b.add(js, &o)
 }
@@ -229,15 +226,21 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 	}
 	if js.frame.Data == nil {
 		// An NFLOG copy: a device capture makes a better first sighting.
-		if s.ipOff >= 0 {
-			js.frame = capture.Frame{Time: f.Time, Netns: f.Netns, Iface: f.Iface, LinkType: capture.LinkTypeRaw,
-				Len: len(f.Data) - s.ipOff, Data: bytes.Clone(f.Data[s.ipOff:])}
-			js.frameIP = s.pv.inner
-			js.frameIP.quoted = nil
-		}
 		js.frameKT = false
+		if s.ipOff >= 0 {
+			js.keepFrame(capture.Frame{Time: f.Time, Netns: f.Netns, Iface: f.Iface, LinkType: capture.LinkTypeRaw,
+				Len: len(f.Data) - s.ipOff, Data: bytes.Clone(f.Data[s.ipOff:])}, s.pv.inner, false)
+		}
 	}
 	b.add(js, &o)
+}
+
+// keepFrame makes f (with bytes of its own) the journey's first
+// sighting, v the view of its innermost IP packet; kt says f's time is
+// the kernel's.
+func (js *jstate) keepFrame(f capture.Frame, v ipView, kt bool) {
+	js.frame, js.frameIP, js.frameKT = f, v, kt
+	js.frameIP.quoted = nil // into bytes not kept
 }
 
 // addTrace takes the sighting of a trace event. The first event of each
@@ -259,9 +262,7 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 		}
 		b.indexReset(js, s.reset)
 		if js.frame.Data == nil {
-			js.frame = capture.Frame{Time: s.time, Netns: s.trace.netns, LinkType: capture.LinkTypeRaw, Len: len(s.hdr), Data: s.hdr}
-			js.frameIP = v
-			js.frameIP.quoted = nil
+			js.keepFrame(capture.Frame{Time: s.time, Netns: s.netns, LinkType: capture.LinkTypeRaw, Len: len(s.hdr), Data: s.hdr}, v, false)
 		}
 		if old, ok := b.byTrace[s.traceID]; !ok || old != js {
 			b.byTrace[s.traceID] = js
@@ -274,7 +275,7 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 			b.stats.Unmatched++
 			return
 		}
-		o.outer = js.lastOuter(s.trace.netns)
+		o.outer = js.lastOuter(s.netns)
 	}
 	if s.quiet {
 		if js.last.Before(s.time) {
@@ -284,6 +285,6 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 		js.quiet = append(js.quiet, b.traces-1)
 		return
 	}
-	o.step, o.mark = s.step, s.traceMark
+	o.step, o.mark = s.step, s.mark
 	b.add(js, &o)
 }
