@@ -116,6 +116,20 @@ func (iw *IncidentWriter) Loss(l *decode.LossNotice) error {
 	return iw.write(capture.CustomLoss, l.Time, l.Netns, func(b []byte) []byte { return decode.AppendLossRecord(b, l) })
 }
 
+// Recorded writes what a record held: a trace event, a kernel drop or a
+// loss notice (nothing for none).
+func (iw *IncidentWriter) Recorded(r decode.Recorded) error {
+	switch {
+	case r.Trace != nil:
+		return iw.Trace(r.Trace)
+	case r.Drop != nil:
+		return iw.Drop(r.Drop)
+	case r.Loss != nil:
+		return iw.Loss(r.Loss)
+	}
+	return nil
+}
+
 // Ruleset writes a namespace's ruleset snapshot.
 func (iw *IncidentWriter) Ruleset(s *decode.RulesetSnapshot) error {
 	return iw.write(capture.CustomRuleset, s.Time, s.Netns, func(b []byte) []byte { return decode.AppendRulesetRecord(b, s) })

@@ -165,18 +165,9 @@ func (r *replayJourneys) keep(kind capture.CustomKind, got decode.Recorded) erro
 	if r.save == nil {
 		return nil
 	}
-	var err error
-	switch {
-	case got.Trace != nil:
-		err = r.save.Trace(got.Trace)
-	case got.Drop != nil:
-		err = r.save.Drop(got.Drop)
-	case got.Loss != nil:
-		err = r.save.Loss(got.Loss)
-	case kind == capture.CustomRuleset:
-		if rs := r.rec.Rulesets(); len(rs) > 0 {
-			err = r.save.Ruleset(&rs[len(rs)-1])
-		}
+	err := r.save.Recorded(got)
+	if rs := r.rec.Rulesets(); err == nil && kind == capture.CustomRuleset && len(rs) > 0 {
+		err = r.save.Ruleset(&rs[len(rs)-1])
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", r.savePath, err)

@@ -115,7 +115,7 @@ func (m *Model) writePcapng(path string) (savedCounts, error) {
 				return err
 			}
 			got.add(rec)
-			return writeRecorded(iw, rec)
+			return iw.Recorded(rec)
 		})
 	})
 	return got, err
@@ -316,19 +316,6 @@ func (m *Model) writeRulesets(iw *ui.IncidentWriter, namespaces []string) error 
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// writeRecorded writes a trace event, kernel drop or loss notice.
-func writeRecorded(iw *ui.IncidentWriter, r decode.Recorded) error {
-	switch {
-	case r.Trace != nil:
-		return iw.Trace(r.Trace)
-	case r.Drop != nil:
-		return iw.Drop(r.Drop)
-	case r.Loss != nil:
-		return iw.Loss(r.Loss)
 	}
 	return nil
 }
