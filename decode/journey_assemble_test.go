@@ -16,16 +16,7 @@ func TestUnassembledSameJourneys(t *testing.T) {
 	dec := NewDecoder()
 	whole := NewJourneyBuilder(JourneyOptions{})
 	var want []*Journey
-	ti := 0
-	for i, f := range frames {
-		whole.AddPacket(dec.Decode(f))
-		if i%5 == 4 {
-			whole.AddTrace(&traces[ti])
-			whole.AddTrace(&traces[ti+1])
-			ti += 2
-		}
-		want = append(want, whole.Closed()...)
-	}
+	feedMixed(whole, dec, frames, traces, func() { want = append(want, whole.Closed()...) })
 	want = append(want, whole.Flush()...)
 
 	parts := NewJourneyBuilder(JourneyOptions{Unassembled: true})
@@ -43,7 +34,7 @@ func TestUnassembledSameJourneys(t *testing.T) {
 			pending = append(pending, parts.ClosedPending()...)
 		}
 	}
-	ti = 0
+	ti := 0
 	for i, f := range frames {
 		var s Sighting
 		s.ReadPacket(dec.Decode(f))

@@ -24,16 +24,7 @@ func BenchmarkJourneySteady(b *testing.B) {
 	records := 0
 	for b.Loop() {
 		jb := NewJourneyBuilder(JourneyOptions{})
-		ti := 0
-		for i, f := range frames {
-			jb.AddPacket(dec.Decode(f))
-			if i%5 == 4 {
-				jb.AddTrace(&traces[ti])
-				jb.AddTrace(&traces[ti+1])
-				ti += 2
-			}
-			jb.Closed()
-		}
+		feedMixed(jb, dec, frames, traces, func() { jb.Closed() })
 		jb.Flush()
 		records += len(frames) + len(traces)
 	}

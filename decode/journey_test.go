@@ -498,6 +498,24 @@ func mixedStream(n int) (frames []capture.Frame, traces []TraceEvent) {
 	return frames, traces
 }
 
+// feedMixed gives a builder mixedStream's records in the order a traced
+// run sees them: each packet's five frames, then its two trace events;
+// after runs after every frame's records (nil: nothing).
+func feedMixed(jb *JourneyBuilder, dec *Decoder, frames []capture.Frame, traces []TraceEvent, after func()) {
+	ti := 0
+	for i, f := range frames {
+		jb.AddPacket(dec.Decode(f))
+		if i%5 == 4 {
+			jb.AddTrace(&traces[ti])
+			jb.AddTrace(&traces[ti+1])
+			ti += 2
+		}
+		if after != nil {
+			after()
+		}
+	}
+}
+
 // BenchmarkJourneyAssembly feeds a recorded-like mixed stream (frames,
 // NFLOG messages, trace events; 7 records per packet) to one builder on
 // one goroutine, decoding the frames as a live run does, and reports
@@ -509,15 +527,7 @@ func BenchmarkJourneyAssembly(b *testing.B) {
 	records := 0
 	for b.Loop() {
 		jb := NewJourneyBuilder(JourneyOptions{})
-		ti := 0
-		for i, f := range frames {
-			jb.AddPacket(dec.Decode(f))
-			if i%5 == 4 { // after each packet's five frames, its two trace events
-				jb.AddTrace(&traces[ti])
-				jb.AddTrace(&traces[ti+1])
-				ti += 2
-			}
-		}
+		feedMixed(jb, dec, frames, traces, nil)
 		jb.Flush()
 		records += len(frames) + len(traces)
 	}
@@ -534,15 +544,7 @@ func BenchmarkJourneyMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		jb := NewJourneyBuilder(JourneyOptions{Window: time.Hour})
-		ti := 0
-		for i, f := range frames {
-			jb.AddPacket(dec.Decode(f))
-			if i%5 == 4 {
-				jb.AddTrace(&traces[ti])
-				jb.AddTrace(&traces[ti+1])
-				ti += 2
-			}
-		}
+		feedMixed(jb, dec, frames, traces, nil)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(jb.Stats().Open), "bytes/journey")

@@ -93,15 +93,10 @@ func replayJourneys(t *testing.T, path string) ([]*decode.Journey, *recordingSou
 		if err != nil {
 			t.Fatalf("replay %s: %v", path, err)
 		}
-		switch {
-		case r.Frame != nil:
+		if r.Frame != nil {
 			b.AddPacket(dec.Decode(*r.Frame))
-		case r.Trace != nil:
-			b.AddTrace(r.Trace)
-		case r.Drop != nil:
-			b.AddDrop(r.Drop)
-		case r.Loss != nil:
-			b.MarkLoss(r.Loss.Netns, r.Loss.Time)
+		} else {
+			b.AddRecorded(decode.Recorded{Trace: r.Trace, Drop: r.Drop, Loss: r.Loss})
 		}
 		js = append(js, b.Closed()...)
 	}
