@@ -248,11 +248,11 @@ func (p *pipeline) worker() {
 			continue
 		}
 		cw.c = c
-		texts := c.texts
-		for i, f := range c.frames {
-			if printer == nil {
-				break
-			}
+		texts, frames := c.texts, c.frames
+		if printer == nil {
+			frames = nil // only the texts are printed
+		}
+		for i, f := range frames {
 			for len(texts) > 0 && texts[0].at == i {
 				c.out.Write(texts[0].text)
 				texts = texts[1:]

@@ -121,12 +121,13 @@ func (r *replayJourneys) custom(c *capture.CustomRecord) error {
 			return err
 		}
 	}
-	return r.take(c.Kind, got, err)
+	return r.take(c.Kind, got, nil, err)
 }
 
-// take gives the builder what a record of that kind held; a record that
-// could not be decoded is skipped with a warning.
-func (r *replayJourneys) take(kind capture.CustomKind, got decode.Recorded, err error) error {
+// take gives the builder what a record of that kind held, or the
+// sighting a worker read from its trace event (s, else nil); a record
+// that could not be decoded is skipped with a warning.
+func (r *replayJourneys) take(kind capture.CustomKind, got decode.Recorded, s *decode.Sighting, err error) error {
 	r.show = true
 	r.records++
 	if err != nil {
@@ -139,21 +140,11 @@ func (r *replayJourneys) take(kind capture.CustomKind, got decode.Recorded, err 
 	if r.paths == nil {
 		return nil
 	}
-	r.b.AddRecorded(got)
-	return r.emit(r.b.ClosedPending())
-}
-
-// takeSighted gives the builder a trace event a worker read already.
-func (r *replayJourneys) takeSighted(got decode.Recorded, s *decode.Sighting) error {
-	r.show = true
-	r.records++
-	if err := r.keep(capture.CustomTrace, got); err != nil {
-		return err
+	if s != nil {
+		r.b.AddSighting(s)
+	} else {
+		r.b.AddRecorded(got)
 	}
-	if r.paths == nil {
-		return nil
-	}
-	r.b.AddSighting(s)
 	return r.emit(r.b.ClosedPending())
 }
 
@@ -215,13 +206,14 @@ func (r *replayJourneys) stage(c *chunk) error {
 			err = r.finish()
 		case c.recs[-e-1].text == nil:
 			rec := &c.recs[-e-1]
-			if rec.parsed && rec.err == nil && rec.got.Trace != nil && c.sighted {
-				err = r.takeSighted(rec.got, &c.tsights[rec.sight])
-			} else if rec.parsed {
-				err = r.take(rec.custom.Kind, rec.got, rec.err)
-			} else {
+			switch {
+			case rec.parsed && rec.err == nil && rec.got.Trace != nil && c.sighted:
+				err = r.take(rec.custom.Kind, rec.got, &c.tsights[rec.sight], nil)
+			case rec.parsed:
+				err = r.take(rec.custom.Kind, rec.got, nil, rec.err)
+			default:
 				got, terr := r.rec.TakeRecord(&rec.custom)
-				err = r.take(rec.custom.Kind, got, terr)
+				err = r.take(rec.custom.Kind, got, nil, terr)
 			}
 		}
 		if err != nil {
@@ -244,17 +236,15 @@ func (r *replayJourneys) emit(js []decode.PendingJourney) error {
 	if len(r.held) > 0 {
 		js, r.held = append(r.held, js...), nil
 	}
+	if r.paths == nil {
+		return nil // nothing prints journeys
+	}
 	for i := range js {
 		if r.staged {
-			if r.paths != nil {
-				r.cur.journeys = append(r.cur.journeys, chunkJourney{at: r.at, pj: js[i]}) // the finishers print them
-			}
+			r.cur.journeys = append(r.cur.journeys, chunkJourney{at: r.at, pj: js[i]}) // the finishers print them
 			continue
 		}
 		j := js[i].Assemble()
-		if r.paths == nil {
-			continue
-		}
 		if err := r.print(func() error { return r.paths.Journey(j) }); err != nil {
 			return err
 		}
