@@ -386,8 +386,12 @@ func (b *JourneyBuilder) newObs() []obs {
 
 // freeObs keeps a closed journey's observation slice for a new journey.
 func (b *JourneyBuilder) freeObs(o []obs) {
-	b.pool.put(o, max(2048, b.nopen))
+	b.pool.put(o, b.obsKept())
 }
+
+// obsKept is how many free observation slices the pool keeps: as many as
+// journeys are open, and at least 2048.
+func (b *JourneyBuilder) obsKept() int { return max(2048, b.nopen) }
 
 // add records an observation (a copy of o, which it completes).
 func (b *JourneyBuilder) add(js *jstate, o *obs) {
@@ -663,7 +667,7 @@ func (b *JourneyBuilder) close(js *jstate) {
 	}
 	b.stats.Closed++
 	pj := PendingJourney{id: js.id, first: js.first, last: js.last, frame: js.frame, frameIP: js.frameIP, incomplete: js.incomplete,
-		obs: js.obs, quiet: js.quiet, route: b.opt.Route, pool: b.pool, keep: max(2048, b.nopen)}
+		obs: js.obs, quiet: js.quiet, route: b.opt.Route, pool: b.pool, keep: b.obsKept()}
 	b.obsHint = min(b.obsHint+len(js.obs)-b.obsHint/16, 64*16)
 	js.obs = nil
 	if b.opt.Unassembled {
