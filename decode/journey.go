@@ -133,7 +133,8 @@ type Journey struct {
 	// while the journey was open).
 	Incomplete bool
 
-	nums []uint64 // the array Packets, Traces and Drops are in (AssembleInto reuses it)
+	nums  []uint64  // the array Packets, Traces and Drops are in (AssembleInto reuses it)
+	order *obsOrder // what putting the observations in order needed (AssembleInto reuses it)
 }
 
 // Namespaces lists the namespaces the journey crossed, each once, in the

@@ -40,9 +40,12 @@ func (pj *PendingJourney) Assemble() *Journey {
 // drop numbers) it reuses: for a taker that is done with one journey
 // (printed it) before it assembles the next.
 func (pj *PendingJourney) AssembleInto(j *Journey) {
-	steps, nums := j.Steps[:0], j.nums[:0]
-	*j = Journey{ID: pj.id, First: pj.first, Last: pj.last, Frame: pj.frame, Incomplete: pj.incomplete}
-	visits := orderObs(pj.obs)
+	steps, nums, order := j.Steps[:0], j.nums[:0], j.order
+	if order == nil {
+		order = &obsOrder{}
+	}
+	*j = Journey{ID: pj.id, First: pj.first, Last: pj.last, Frame: pj.frame, Incomplete: pj.incomplete, order: order}
+	visits := order.put(pj.obs)
 	if pj.route != nil {
 		addRoutes(visits, pj.route)
 	}
@@ -95,6 +98,7 @@ func (pj *PendingJourney) AssembleInto(j *Journey) {
 		}
 	}
 	decideOutcome(j, visits)
+	order.forget()
 	pj.pool.put(pj.obs, pj.keep) // nothing of the journey points into them any more
 	pj.obs = nil
 }

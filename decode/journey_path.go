@@ -100,16 +100,26 @@ type visit struct {
 	outer bool
 	at    time.Time
 	obs   []*obs // into the journey's observations
-	n     int    // observations (while orderObs counts them)
+	n     int    // observations (while obsOrder.put counts them)
 }
 
-// orderObs groups observations into visits, ordered by the kernel's
-// times where there are some, and puts each visit in path order.
-func orderObs(all []obs) []*visit {
+// obsOrder holds what putting a journey's observations in order needs,
+// for the next journey to reuse.
+type obsOrder struct {
+	which   []int32 // the visit of each observation
+	backing []visit
+	ptrs    []*obs
+	visits  []*visit
+}
+
+// put groups observations into visits, ordered by the kernel's times
+// where there are some, and puts each visit in path order. The visits
+// are in ord's arrays, valid until the next put or forget.
+func (ord *obsOrder) put(all []obs) []*visit {
 	// Which visit each observation is of (a journey crosses few
 	// namespaces), then each visit's observations, all in one array.
-	which := make([]int32, len(all))
-	var backing []visit
+	which := slices.Grow(ord.which[:0], len(all))[:len(all)]
+	backing := ord.backing[:0]
 	for i := range all {
 		o := &all[i]
 		k := 0
@@ -122,8 +132,9 @@ func orderObs(all []obs) []*visit {
 		which[i] = int32(k)
 		backing[k].n++
 	}
-	ptrs := make([]*obs, len(all))
-	visits := make([]*visit, len(backing))
+	ptrs := slices.Grow(ord.ptrs[:0], len(all))[:len(all)]
+	visits := slices.Grow(ord.visits[:0], len(backing))[:len(backing)]
+	ord.which, ord.backing, ord.ptrs, ord.visits = which, backing, ptrs, visits
 	at := 0
 	for k := range backing {
 		v := &backing[k]
@@ -161,6 +172,14 @@ func orderObs(all []obs) []*visit {
 	}
 	slices.SortStableFunc(visits, func(a, b *visit) int { return a.at.Compare(b.at) })
 	return visits
+}
+
+// forget lets go of the last journey's observations (the pool reuses
+// them) and namespace names.
+func (ord *obsOrder) forget() {
+	clear(ord.backing)
+	clear(ord.ptrs)
+	clear(ord.visits)
 }
 
 // arrived says whether the packet came into the visit's namespace (from

@@ -117,7 +117,13 @@ func (p *pipeline) finisher() {
 		paths = p.newPaths(&cw)
 	}
 	var j decode.Journey // printed before the next is assembled into it
+	perJourney := 2048      // bytes of text a journey took lately (a running mean)
 	for c := range p.finishing {
+		// Room for the chunk's journey text at once: a chunk that takes
+		// many journeys (the last, which closes all that were open) would
+		// otherwise grow its buffer a dozen times.
+		from := c.jout.Len()
+		c.jout.Grow(len(c.journeys) * perJourney * 9 / 8)
 		for k := range c.journeys {
 			c.journeys[k].pj.AssembleInto(&j)
 			if c.err == nil && paths != nil {
@@ -127,6 +133,9 @@ func (p *pipeline) finisher() {
 				}
 			}
 			c.jmarks = append(c.jmarks, int32(c.jout.Len()))
+		}
+		if n := len(c.journeys); n > 0 {
+			perJourney = (perJourney*7 + (c.jout.Len()-from)/n) / 8
 		}
 		p.finished <- c
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -238,6 +239,9 @@ func (r *replayJourneys) emit(js []decode.PendingJourney) error {
 	}
 	if r.paths == nil {
 		return nil // nothing prints journeys
+	}
+	if r.staged {
+		r.cur.journeys = slices.Grow(r.cur.journeys, len(js))
 	}
 	for i := range js {
 		if r.staged {
