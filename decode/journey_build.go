@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/nflog"
@@ -702,12 +703,27 @@ func stripCounters(rule string) string {
 		return rule
 	}
 	rest := rule[i+len("counter packets "):]
-	f := strings.Fields(rest)
-	if len(f) < 3 || f[1] != "bytes" {
+	// The first three words after it, as strings.Fields splits them
+	// (without making the list of all).
+	f0, more := firstField(rest)
+	f1, more := firstField(more)
+	f2, _ := firstField(more)
+	if f2 == "" || f1 != "bytes" {
 		return rule
 	}
-	after := strings.TrimPrefix(rest, f[0])
+	after := strings.TrimPrefix(rest, f0)
 	after = strings.TrimPrefix(strings.TrimLeft(after, " "), "bytes")
-	after = strings.TrimPrefix(strings.TrimLeft(after, " "), f[2])
+	after = strings.TrimPrefix(strings.TrimLeft(after, " "), f2)
 	return rule[:i] + "counter" + stripCounters(after)
+}
+
+// firstField returns the first word of s, split as strings.Fields
+// splits, and what follows it; "" when s has none.
+func firstField(s string) (word, rest string) {
+	s = strings.TrimLeftFunc(s, unicode.IsSpace)
+	end := strings.IndexFunc(s, unicode.IsSpace)
+	if end < 0 {
+		return s, ""
+	}
+	return s[:end], s[end:]
 }

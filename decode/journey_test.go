@@ -413,6 +413,34 @@ func TestStripCounters(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", in, got, want)
 		}
 	}
+	// Odd spacing and short counters: as the list of all words splits.
+	for _, in := range []string{
+		"counter packets 3 bytes", "counter packets 3 bytes 9", "counter packets  3\tbytes\t9 drop", "counter packets \t3 bytes 9",
+		"counter packets 3 octets 9 accept", "counter packets ", "x counter packets 1 bytes 2counter packets 3 bytes 4 y",
+		"counter packets 1\u00a0bytes 2 z", "counter packets 1 bytes 2\u2003accept",
+	} {
+		if got, want := stripCounters(in), stripCountersByFields(in); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
+
+// stripCountersByFields is stripCounters as it was written first, with
+// strings.Fields: the reference for odd input.
+func stripCountersByFields(rule string) string {
+	i := strings.Index(rule, "counter packets ")
+	if i < 0 {
+		return rule
+	}
+	rest := rule[i+len("counter packets "):]
+	f := strings.Fields(rest)
+	if len(f) < 3 || f[1] != "bytes" {
+		return rule
+	}
+	after := strings.TrimPrefix(rest, f[0])
+	after = strings.TrimPrefix(strings.TrimLeft(after, " "), "bytes")
+	after = strings.TrimPrefix(strings.TrimLeft(after, " "), f[2])
+	return rule[:i] + "counter" + stripCountersByFields(after)
 }
 
 // TestJourneyRecordedVXLAN replays frames and NFLOG messages recorded by

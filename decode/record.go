@@ -109,10 +109,17 @@ func AppendTraceRecord(dst []byte, ev *TraceEvent) []byte {
 // ParseTraceRecord decodes a trace event AppendTraceRecord encoded. Its
 // byte strings are copies.
 func ParseTraceRecord(b []byte) (TraceEvent, error) {
+	return parseTraceRecord(b, nil)
+}
+
+// parseTraceRecord is ParseTraceRecord with strings from strs and byte
+// strings into b (nil: new ones).
+func parseTraceRecord(b []byte, strs *stringTable) (TraceEvent, error) {
 	d, err := newRecDecoder(b, "trace event")
 	if err != nil {
 		return TraceEvent{}, err
 	}
+	d.strs = strs
 	var ev TraceEvent
 	flags := d.uint()
 	ev.HasVerdict, ev.HasPolicy, ev.HasCT = flags&recHasVerdict != 0, flags&recHasPolicy != 0, flags&recHasCT != 0
@@ -178,10 +185,17 @@ func AppendDropRecord(dst []byte, kd *KernelDrop) []byte {
 
 // ParseDropRecord decodes a kernel drop AppendDropRecord encoded.
 func ParseDropRecord(b []byte) (KernelDrop, error) {
+	return parseDropRecord(b, nil)
+}
+
+// parseDropRecord is ParseDropRecord with strings from strs and byte
+// strings into b (nil: new ones).
+func parseDropRecord(b []byte, strs *stringTable) (KernelDrop, error) {
 	d, err := newRecDecoder(b, "kernel drop")
 	if err != nil {
 		return KernelDrop{}, err
 	}
+	d.strs = strs
 	var kd KernelDrop
 	flags := d.uint()
 	kd.Probable = flags&recProbable != 0
@@ -216,10 +230,17 @@ func AppendLossRecord(dst []byte, l *LossNotice) []byte {
 
 // ParseLossRecord decodes a loss notice AppendLossRecord encoded.
 func ParseLossRecord(b []byte) (LossNotice, error) {
+	return parseLossRecord(b, nil)
+}
+
+// parseLossRecord is ParseLossRecord with strings from strs (nil: new
+// ones).
+func parseLossRecord(b []byte, strs *stringTable) (LossNotice, error) {
 	d, err := newRecDecoder(b, "loss notice")
 	if err != nil {
 		return LossNotice{}, err
 	}
+	d.strs = strs
 	var l LossNotice
 	l.Time = d.time(d.uint()&recHasTime != 0)
 	l.Netns = d.str()
@@ -324,6 +345,9 @@ type recDecoder struct {
 	b    []byte
 	what string
 	err  error
+	// strs, when set, makes the strings (once each), and byte strings
+	// point into b rather than being copies.
+	strs *stringTable
 }
 
 func newRecDecoder(b []byte, what string) (recDecoder, error) {
@@ -403,7 +427,13 @@ func (d *recDecoder) take(n uint64) []byte {
 	return b
 }
 
-func (d *recDecoder) str() string { return string(d.take(d.uint())) }
+func (d *recDecoder) str() string {
+	b := d.take(d.uint())
+	if d.strs != nil {
+		return d.strs.get(b)
+	}
+	return string(b)
+}
 
 func (d *recDecoder) bytes() []byte {
 	n := d.uint()
@@ -413,6 +443,9 @@ func (d *recDecoder) bytes() []byte {
 	b := d.take(n - 1)
 	if d.err != nil {
 		return nil
+	}
+	if d.strs != nil {
+		return b[:len(b):len(b)]
 	}
 	return append(make([]byte, 0, len(b)), b...)
 }
@@ -426,4 +459,37 @@ func (d *recDecoder) time(present bool) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, ns)
+}
+
+// stringTable makes each string records repeat once: namespace, table,
+// chain and device names, rule texts. It is for one goroutine.
+type stringTable struct {
+	m map[string]string
+}
+
+// Bounds of a stringTable: longer strings are not kept, and a full table
+// starts again empty (the strings it made stay valid).
+const (
+	maxTableString  = 1024
+	maxTableStrings = 4096
+)
+
+// get returns b as a string, the same string as last time when it was
+// seen before.
+func (t *stringTable) get(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := t.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(b) > maxTableString {
+		return s
+	}
+	if t.m == nil || len(t.m) >= maxTableStrings {
+		t.m = make(map[string]string, 64)
+	}
+	t.m[s] = s
+	return s
 }

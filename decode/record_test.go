@@ -3,10 +3,12 @@ package decode
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/nflog"
 )
 
@@ -152,7 +154,17 @@ func FuzzRecords(f *testing.F) {
 	f.Add(AppendLossRecord(nil, &LossNotice{Time: recT0, Netns: "n", Cause: "shed", Count: 3}))
 	f.Add(AppendInterfaceRecord(nil, &InterfaceName{Netns: "n", Index: 2, Name: "eth0"}))
 	f.Add(AppendRulesetRecord(nil, &RulesetSnapshot{Netns: "n", Text: "table ip t {\n}\n"}))
+	var parser RecordParser // one for all inputs, as a worker has: its strings outlive each record
 	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, kind := range []capture.CustomKind{capture.CustomTrace, capture.CustomDrop, capture.CustomLoss} {
+			c := capture.CustomRecord{Kind: kind, Payload: bytes.Clone(b)}
+			want, wantOK, wantErr := ParseRecorded(&c)
+			var ev TraceEvent
+			got, ok, err := parser.ParseInto(&c, &ev)
+			if ok != wantOK || fmt.Sprint(err) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got, want) {
+				t.Fatalf("kind %d: RecordParser gives %+v, %v, %v; ParseRecorded %+v, %v, %v", kind, got, ok, err, want, wantOK, wantErr)
+			}
+		}
 		if ev, err := ParseTraceRecord(b); err == nil {
 			again, err := ParseTraceRecord(AppendTraceRecord(nil, &ev))
 			if err != nil || !reflect.DeepEqual(normTimes(again), normTimes(ev)) {

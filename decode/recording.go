@@ -43,14 +43,14 @@ func NewRecording() *Recording {
 // kept; trace events, drops and losses are returned. A record that cannot
 // be decoded returns an error naming its kind, and changes nothing.
 func (r *Recording) Take(kind capture.CustomKind, payload []byte) (Recorded, error) {
-	return r.take(kind, payload, recFix{}, nil)
+	return r.take(kind, payload, recFix{}, nil, nil)
 }
 
 // TakeRecord is Take for a record as a capture source read it: the time
 // shift and namespace rename of a merge (capture.Merged) apply to what
 // the record carries.
 func (r *Recording) TakeRecord(c *capture.CustomRecord) (Recorded, error) {
-	return r.take(c.Kind, c.Payload, recFix{shift: c.Shift, rename: c.Renamed, netns: c.Netns}, nil)
+	return r.take(c.Kind, c.Payload, recFix{shift: c.Shift, rename: c.Renamed, netns: c.Netns}, nil, nil)
 }
 
 // recFix is what a merge changed in a record's header, to change in its
@@ -76,23 +76,39 @@ func (f recFix) apply(t *time.Time, netns *string) {
 // rulesets: Recording.TakeRecord keeps them). It may run on any
 // goroutine.
 func ParseRecorded(c *capture.CustomRecord) (out Recorded, ok bool, err error) {
-	return ParseRecordedInto(c, nil)
+	return parseRecorded(c, nil, nil)
 }
 
-// ParseRecordedInto is ParseRecorded decoding a trace event into ev (nil:
-// a new one), which the result then points to: for a caller that reuses
-// its events.
-func ParseRecordedInto(c *capture.CustomRecord, ev *TraceEvent) (out Recorded, ok bool, err error) {
+// RecordParser is ParseRecorded for a goroutine that parses many
+// records: the strings records repeat (namespaces, tables, chains, rule
+// texts, devices) are made once rather than for every record, and a
+// trace event's or drop's header bytes point into the record's payload
+// rather than being copies. The zero value is ready; it is for one
+// goroutine.
+type RecordParser struct {
+	strs stringTable
+}
+
+// ParseInto is ParseRecorded decoding a trace event into ev (nil: a new
+// one), which the result then points to: for a caller that reuses its
+// events. What it returns points into c.Payload, which must stay as it
+// is while that is used.
+func (p *RecordParser) ParseInto(c *capture.CustomRecord, ev *TraceEvent) (out Recorded, ok bool, err error) {
+	return parseRecorded(c, ev, &p.strs)
+}
+
+func parseRecorded(c *capture.CustomRecord, ev *TraceEvent, strs *stringTable) (out Recorded, ok bool, err error) {
 	switch c.Kind {
 	case capture.CustomTrace, capture.CustomDrop, capture.CustomLoss:
-		out, err = (*Recording)(nil).take(c.Kind, c.Payload, recFix{shift: c.Shift, rename: c.Renamed, netns: c.Netns}, ev)
+		out, err = (*Recording)(nil).take(c.Kind, c.Payload, recFix{shift: c.Shift, rename: c.Renamed, netns: c.Netns}, ev, strs)
 		return out, true, err
 	}
 	return Recorded{}, false, nil
 }
 
-// take decodes a record; a trace event into ev when not nil.
-func (r *Recording) take(kind capture.CustomKind, payload []byte, fix recFix, ev *TraceEvent) (Recorded, error) {
+// take decodes a record; a trace event into ev when not nil; strings
+// from strs when not nil (and byte strings into payload).
+func (r *Recording) take(kind capture.CustomKind, payload []byte, fix recFix, ev *TraceEvent, strs *stringTable) (Recorded, error) {
 	var out Recorded
 	var err error
 	switch kind {
@@ -100,19 +116,19 @@ func (r *Recording) take(kind capture.CustomKind, payload []byte, fix recFix, ev
 		if ev == nil {
 			ev = new(TraceEvent)
 		}
-		if *ev, err = ParseTraceRecord(payload); err == nil {
+		if *ev, err = parseTraceRecord(payload, strs); err == nil {
 			fix.apply(&ev.Time, &ev.Netns)
 			out.Trace = ev
 		}
 	case capture.CustomDrop:
 		var kd KernelDrop
-		if kd, err = ParseDropRecord(payload); err == nil {
+		if kd, err = parseDropRecord(payload, strs); err == nil {
 			fix.apply(&kd.Time, &kd.Netns)
 			out.Drop = &kd
 		}
 	case capture.CustomLoss:
 		var l LossNotice
-		if l, err = ParseLossRecord(payload); err == nil {
+		if l, err = parseLossRecord(payload, strs); err == nil {
 			fix.apply(&l.Time, &l.Netns)
 			out.Loss = &l
 		}

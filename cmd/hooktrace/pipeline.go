@@ -234,6 +234,7 @@ func (p *pipeline) err() error {
 func (p *pipeline) worker() {
 	defer p.wg.Done()
 	dec := decode.NewDecoder()
+	var recs decode.RecordParser
 	var cw chunkWriter
 	var printer ui.PacketPrinter
 	if p.newPrinter != nil {
@@ -243,7 +244,7 @@ func (p *pipeline) worker() {
 	for c := range p.work {
 		if p.stage != nil { // set before the first chunk was queued
 			cw.c = c
-			c.work(dec, printer, tracer, !p.noSights.Load())
+			c.work(dec, &recs, printer, tracer, !p.noSights.Load())
 			p.done <- c
 			continue
 		}

@@ -206,7 +206,7 @@ func (p *pipeline) addChunkRecord(r chunkRecord, data []byte) error {
 // trace events, drops and losses for the stage, prints the trace events,
 // and, when sight is set, reads the frames and trace events for the
 // journey builder.
-func (c *chunk) work(dec *decode.Decoder, printer ui.PacketPrinter, tracer ui.TracePrinter, sight bool) {
+func (c *chunk) work(dec *decode.Decoder, recs *decode.RecordParser, printer ui.PacketPrinter, tracer ui.TracePrinter, sight bool) {
 	c.sighted = sight
 	if sight {
 		if n := len(c.frames); cap(c.sights) < n {
@@ -217,13 +217,13 @@ func (c *chunk) work(dec *decode.Decoder, printer ui.PacketPrinter, tracer ui.Tr
 	}
 	for _, e := range c.entries {
 		if c.err == nil {
-			c.err = c.workEntry(e, dec, printer, tracer)
+			c.err = c.workEntry(e, dec, recs, printer, tracer)
 		}
 		c.marks = append(c.marks, int32(c.out.Len()))
 	}
 }
 
-func (c *chunk) workEntry(e int32, dec *decode.Decoder, printer ui.PacketPrinter, tracer ui.TracePrinter) error {
+func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParser, printer ui.PacketPrinter, tracer ui.TracePrinter) error {
 	if e >= 0 {
 		if printer == nil && !c.sighted {
 			return nil
@@ -255,7 +255,7 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, printer ui.PacketPrinter
 		c.events = c.events[:len(c.events)+1]
 		ev = &c.events[len(c.events)-1]
 	}
-	r.got, ok, r.err = decode.ParseRecordedInto(&r.custom, ev)
+	r.got, ok, r.err = recs.ParseInto(&r.custom, ev) // into the chunk's arena, as long as the chunk lives
 	r.parsed = ok
 	if !ok || r.err != nil || r.got.Trace == nil {
 		return nil
