@@ -117,7 +117,7 @@ func (p *pipeline) finisher() {
 		paths = p.newPaths(&cw)
 	}
 	var j decode.Journey // printed before the next is assembled into it
-	perJourney := 2048      // bytes of text a journey took lately (a running mean)
+	perJourney := 2048   // bytes of text a journey took lately (a running mean)
 	for c := range p.finishing {
 		// Room for the chunk's journey text at once: a chunk that takes
 		// many journeys (the last, which closes all that were open) would
