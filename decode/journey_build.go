@@ -53,9 +53,10 @@ type JourneyBuilder struct {
 	byFP    map[uint64]fpEntry
 	byTrace map[traceID]*jstate
 	byReset map[uint64]*jstate
-	queue   []*jstate  // open journeys (and some closed ones) in the order they started, so by id
+	queue   []jref     // open journeys (and some closed ones) in the order they started, so by id
 	wheel   []idleSlot // open journeys by the time of their latest record (journey_idle.go)
 	idle    []*jstate  // closeIdle's, reused
+	spare   []*jstate  // closed journeys' states, for new journeys
 	// early holds kernel drops that came before any other record of
 	// their packet (the drop probe is faster than the capture), by
 	// fingerprint, until the packet's journey starts or the window ends.
@@ -86,6 +87,17 @@ type fpEntry struct {
 	ambiguous bool
 	at        time.Time
 }
+
+// jref names a journey in the queue and the idle wheel, which may still
+// name it after it closed: its state is then reused for another journey,
+// with another id.
+type jref struct {
+	js *jstate
+	id uint64
+}
+
+// open says whether the journey named is still open.
+func (r jref) open() bool { return r.js.open && r.js.id == r.id }
 
 // jstate is an open journey.
 type jstate struct {
@@ -172,9 +184,9 @@ func (b *JourneyBuilder) FlushPending() []PendingJourney {
 }
 
 func (b *JourneyBuilder) closeAll() {
-	for _, js := range b.queue {
-		if js.open {
-			b.close(js)
+	for _, r := range b.queue {
+		if r.open() {
+			b.close(r.js)
 		}
 	}
 	clear(b.queue)
@@ -203,8 +215,8 @@ func (b *JourneyBuilder) AddRecorded(r Recorded) {
 // MarkLoss notes that the kernel lost events of namespace netns ("" for
 // all) at time at: journeys open then are marked incomplete.
 func (b *JourneyBuilder) MarkLoss(netns string, at time.Time) {
-	for _, js := range b.queue {
-		if js.open && (netns == "" || js.seen(netns)) && !js.last.Before(at.Add(-b.opt.Window)) {
+	for _, r := range b.queue {
+		if js := r.js; r.open() && (netns == "" || js.seen(netns)) && !js.last.Before(at.Add(-b.opt.Window)) {
 			js.incomplete = true
 		}
 	}
@@ -263,32 +275,54 @@ func (b *JourneyBuilder) start(t time.Time) *jstate {
 		// up, so finding it costs O(1) on average, not a scan.
 		for len(b.queue) > 0 {
 			oldest := b.queue[0]
-			b.queue[0] = nil
+			b.queue[0] = jref{}
 			b.queue = b.queue[1:]
-			if oldest.open {
+			if oldest.open() {
 				b.stats.Evicted++
-				b.close(oldest)
+				b.close(oldest.js)
 				break
 			}
 		}
 	}
 	b.nextID++
-	js := &jstate{id: b.nextID, open: true, first: t, last: t, obs: b.newObs()}
+	js := b.newState()
+	*js = jstate{id: b.nextID, open: true, first: t, last: t, obs: b.newObs(), fps: js.fps[:0], traces: js.traces[:0], resets: js.resets[:0]}
 	b.nopen++
 	b.touch(js)
 	if len(b.queue) > 4*b.nopen+64 {
 		// Drop the closed journeys the queue still names.
 		live := b.queue[:0]
 		for _, q := range b.queue {
-			if q.open {
+			if q.open() {
 				live = append(live, q)
 			}
 		}
 		clear(b.queue[len(live):])
 		b.queue = live
 	}
-	b.queue = append(b.queue, js)
+	b.queue = append(b.queue, jref{js, js.id})
 	return js
+}
+
+// newState returns a closed journey's state to reuse, or a new one.
+func (b *JourneyBuilder) newState() *jstate {
+	if n := len(b.spare); n > 0 {
+		js := b.spare[n-1]
+		b.spare[n-1] = nil
+		b.spare = b.spare[:n-1]
+		return js
+	}
+	return &jstate{}
+}
+
+// spareState keeps a journey's state, closed or merged into another, for
+// a new journey. Nothing but the queue and the idle wheel may name it
+// still, and they tell it by its id.
+func (b *JourneyBuilder) spareState(js *jstate) {
+	if len(b.spare) < b.obsKept() {
+		js.frame, js.frameIP, js.quiet = capture.Frame{}, ipView{}, nil // the closed journey has them
+		b.spare = append(b.spare, js)
+	}
 }
 
 // index registers a fingerprint of the journey.
@@ -372,6 +406,7 @@ func (b *JourneyBuilder) merge(into, from *jstate) {
 	into.quiet = append(into.quiet, from.quiet...)
 	b.freeObs(from.obs)
 	from.obs = nil
+	b.spareState(from)
 }
 
 // newObs returns an empty slice for a journey's observations: one a
@@ -624,8 +659,8 @@ func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 		}
 		js, o.outer = e.js, e.outer
 	} else {
-		for _, c := range b.queue {
-			if c.open && c.seen(d.Netns) && d.Time.Sub(c.last) < 100*time.Millisecond && d.Time.Sub(c.last) > -100*time.Millisecond &&
+		for _, r := range b.queue {
+			if c := r.js; r.open() && c.seen(d.Netns) && d.Time.Sub(c.last) < 100*time.Millisecond && d.Time.Sub(c.last) > -100*time.Millisecond &&
 				(js == nil || c.last.After(js.last)) {
 				js = c
 			}
@@ -671,6 +706,7 @@ func (b *JourneyBuilder) close(js *jstate) {
 		obs: js.obs, quiet: js.quiet, route: b.opt.Route, pool: b.pool, keep: b.obsKept()}
 	b.obsHint = min(b.obsHint+len(js.obs)-b.obsHint/16, 64*16)
 	js.obs = nil
+	b.spareState(js)
 	if b.opt.Unassembled {
 		b.pending = append(b.pending, pj)
 		return

@@ -19,7 +19,7 @@ const idleSlots = 32
 // fell in [idx, idx+1) slot widths.
 type idleSlot struct {
 	idx int64
-	js  []*jstate
+	js  []jref
 }
 
 // slotOf is the slot a time falls in.
@@ -50,10 +50,10 @@ func (b *JourneyBuilder) touch(js *jstate) {
 		i--
 	}
 	if i > 0 && b.wheel[i-1].idx == idx {
-		b.wheel[i-1].js = append(b.wheel[i-1].js, js)
+		b.wheel[i-1].js = append(b.wheel[i-1].js, jref{js, js.id})
 		return
 	}
-	b.wheel = slices.Insert(b.wheel, i, idleSlot{idx: idx, js: []*jstate{js}})
+	b.wheel = slices.Insert(b.wheel, i, idleSlot{idx: idx, js: []jref{{js, js.id}}})
 }
 
 // closeIdle closes the journeys idle for longer than the window, in the
@@ -76,15 +76,16 @@ func (b *JourneyBuilder) closeIdle() {
 	for done < len(b.wheel) && b.wheel[done].idx <= last {
 		s := &b.wheel[done]
 		keep := s.js[:0]
-		for _, js := range s.js {
-			if !js.open || js.slot != s.idx {
+		for _, r := range s.js {
+			js := r.js
+			if !r.open() || js.slot != s.idx {
 				continue // closed, or filed under a later slot since
 			}
 			if b.now.Sub(js.last) > b.opt.Window {
 				idle = append(idle, js)
 				js.filed = false
 			} else {
-				keep = append(keep, js)
+				keep = append(keep, r)
 			}
 		}
 		clear(s.js[len(keep):])
