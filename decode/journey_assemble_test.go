@@ -35,14 +35,15 @@ func TestUnassembledSameJourneys(t *testing.T) {
 		}
 	}
 	ti := 0
+	var steps StepTable
 	for i, f := range frames {
 		var s Sighting
-		s.ReadPacket(dec.Decode(f))
+		s.ReadPacket(dec.Decode(f), &steps)
 		parts.AddSighting(&s)
 		if i%5 == 4 {
 			for _, ev := range traces[ti : ti+2] {
 				var s Sighting
-				s.ReadTrace(&ev)
+				s.ReadTrace(&ev, &steps)
 				parts.AddSighting(&s)
 			}
 			ti += 2

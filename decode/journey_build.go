@@ -67,6 +67,7 @@ type JourneyBuilder struct {
 	nextID  uint64
 	seq     int
 	pool    *obsPool         // observation slices of closed journeys, emptied, for new ones
+	steps   StepTable        // what AddPacket, AddTrace and AddDrop's steps say, each once
 	pending []PendingJourney // closed, unassembled (JourneyOptions.Unassembled)
 	// pendingUsed: how much of pending the last ClosedPending returned.
 	pendingUsed int
@@ -118,22 +119,28 @@ type jstate struct {
 	quiet      []uint64 // trace events (AddTrace numbers) that joined without a step of their own
 }
 
-// obs is one observation of the packet, before ordering.
+// obs is one observation of the packet, before ordering: its step is
+// at, netns, iface and detail with what step points to (which
+// observations alike share: fullStep puts them together).
 type obs struct {
-	step  Step
-	ep    Endpoints
-	hasEP bool
-	outer bool        // seen as (or in) the tunnel packet
-	tun   *tunnelView // a sighting that showed both the packet and its tunnel packet
-	rank  int         // place in a namespace's path (see rankOf)
-	prio  int64       // order within a hook
-	seq   int         // arrival order
-	kt    bool        // Time is the kernel's (frames, NFLOG), not hooktrace's receive time
-	pkt   uint64      // 1 + the number of the packet (AddPacket call) it came from; 0: none
-	trc   uint64      // 1 + the number of the trace event (AddTrace call) it came from; 0: none
-	drp   uint64      // 1 + the number of the kernel drop (AddDrop call) it came from; 0: none
-	mark  uint32
-	proto uint8 // transport protocol of ep
+	at     time.Time
+	netns  string
+	iface  string
+	detail string
+	step   *stepWhat
+	ep     Endpoints
+	hasEP  bool
+	outer  bool        // seen as (or in) the tunnel packet
+	tun    *tunnelView // a sighting that showed both the packet and its tunnel packet
+	rank   int         // place in a namespace's path (see rankOf)
+	prio   int64       // order within a hook
+	seq    int         // arrival order
+	kt     bool        // Time is the kernel's (frames, NFLOG), not hooktrace's receive time
+	pkt    uint64      // 1 + the number of the packet (AddPacket call) it came from; 0: none
+	trc    uint64      // 1 + the number of the trace event (AddTrace call) it came from; 0: none
+	drp    uint64      // 1 + the number of the kernel drop (AddDrop call) it came from; 0: none
+	mark   uint32
+	proto  uint8 // transport protocol of ep
 }
 
 // NewJourneyBuilder returns an empty builder.
@@ -224,7 +231,7 @@ func (b *JourneyBuilder) MarkLoss(netns string, at time.Time) {
 
 func (js *jstate) seen(netns string) bool {
 	for i := range js.obs {
-		if js.obs[i].step.Netns == netns {
+		if js.obs[i].netns == netns {
 			return true
 		}
 	}
@@ -434,12 +441,12 @@ func (b *JourneyBuilder) add(js *jstate, o *obs) {
 	b.seq++
 	o.seq = b.seq
 	o.rank, o.prio = rankOf(o.step)
-	if o.step.Time.After(js.last) {
-		js.last = o.step.Time
+	if o.at.After(js.last) {
+		js.last = o.at
 		b.touch(js)
 	}
-	if o.step.Time.Before(js.first) {
-		js.first = o.step.Time
+	if o.at.Before(js.first) {
+		js.first = o.at
 	}
 	js.obs = append(js.obs, *o)
 }
@@ -449,7 +456,7 @@ func (b *JourneyBuilder) add(js *jstate, o *obs) {
 // p is not kept: what the journey needs is copied.
 func (b *JourneyBuilder) AddPacket(p *Packet) {
 	var s Sighting
-	s.ReadPacket(p)
+	s.ReadPacket(p, &b.steps)
 	b.AddSighting(&s)
 }
 
@@ -517,7 +524,7 @@ func readPacket(p *Packet) (pv packetView, ok bool) {
 // that packet's journey instead.
 func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 	pv := &s.pv
-	v, t := &pv.inner, o.step.Time
+	v, t := &pv.inner, o.at
 	if v.quoted != nil && b.linkError(v, o) {
 		return nil, false
 	}
@@ -570,16 +577,16 @@ func (b *JourneyBuilder) linkError(v *ipView, o *obs) bool {
 	if !ok {
 		return false
 	}
-	e, ok := b.find(q.fp, o.step.Time)
+	e, ok := b.find(q.fp, o.at)
 	if !ok {
 		return false
 	}
 	js := e.js
-	if js.hasError(o.step.Netns) {
+	if js.hasError(o.netns) {
 		return true // the same error seen again, on another device
 	}
-	o.step.Kind = StepICMPError
-	o.step.Detail = icmpErrorName(v.proto, v.icmpType, v.icmpCode) + " from " + v.ep.Src.Addr().String()
+	o.step = b.steps.withKind(o.step, StepICMPError)
+	o.detail = icmpErrorName(v.proto, v.icmpType, v.icmpCode) + " from " + v.ep.Src.Addr().String()
 	o.hasEP = false
 	b.add(js, o)
 	return true
@@ -587,11 +594,11 @@ func (b *JourneyBuilder) linkError(v *ipView, o *obs) bool {
 
 // linkReset adds a TCP reset to the journey of the segment it answers.
 func (b *JourneyBuilder) linkReset(js *jstate, v *ipView, o *obs) {
-	if js.hasError(o.step.Netns) {
+	if js.hasError(o.netns) {
 		return
 	}
-	o.step.Kind = StepReset
-	o.step.Detail = "TCP reset from " + v.ep.Src.String()
+	o.step = b.steps.withKind(o.step, StepReset)
+	o.detail = "TCP reset from " + v.ep.Src.String()
 	o.hasEP = false
 	b.add(js, o)
 }
@@ -599,7 +606,7 @@ func (b *JourneyBuilder) linkReset(js *jstate, v *ipView, o *obs) {
 func (js *jstate) hasError(netns string) bool {
 	for i := range js.obs {
 		k := js.obs[i].step.Kind
-		if (k == StepICMPError || k == StepReset) && js.obs[i].step.Netns == netns {
+		if (k == StepICMPError || k == StepReset) && js.obs[i].netns == netns {
 			return true
 		}
 	}
@@ -612,7 +619,7 @@ func (js *jstate) hasError(netns string) bool {
 // trace id, per namespace.
 func (b *JourneyBuilder) AddTrace(ev *TraceEvent) {
 	var s Sighting
-	s.ReadTrace(ev)
+	s.ReadTrace(ev, &b.steps)
 	b.AddSighting(&s)
 }
 
@@ -620,7 +627,7 @@ func (b *JourneyBuilder) AddTrace(ev *TraceEvent) {
 // was of its tunnel packet.
 func (js *jstate) lastOuter(netns string) bool {
 	for i := len(js.obs) - 1; i >= 0; i-- {
-		if js.obs[i].step.Netns == netns {
+		if js.obs[i].netns == netns {
 			return js.obs[i].outer
 		}
 	}
@@ -635,11 +642,10 @@ func (js *jstate) lastOuter(netns string) bool {
 func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 	b.drops++
 	b.advance(d.Time)
-	st := Step{Time: d.Time, Netns: d.Netns, Kind: StepDrop, Reason: d.Reason, Location: d.Location}
+	o := obs{at: d.Time, netns: d.Netns, step: b.steps.get(&stepWhat{Kind: StepDrop, Reason: d.Reason, Location: d.Location}), kt: true, drp: b.drops}
 	if b.opt.IfName != nil && d.Ifindex != 0 {
-		st.Iface = b.opt.IfName(d.Netns, d.Ifindex)
+		o.iface = b.opt.IfName(d.Netns, d.Ifindex)
 	}
-	o := obs{step: st, kt: true, drp: b.drops}
 	var js *jstate
 	if d.Network != nil {
 		v, ok := readIP(d.Network)
@@ -669,7 +675,7 @@ func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 			b.stats.Unmatched++
 			return
 		}
-		o.step.Detail = "probable"
+		o.detail = "probable"
 	}
 	b.add(js, &o)
 }

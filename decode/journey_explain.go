@@ -102,8 +102,8 @@ func decideOutcome(j *Journey, visits []*visit) {
 	}
 	if reply != nil && j.Outcome == OutcomeUnknown {
 		j.Outcome = OutcomeRejected
-		j.Drop = &Drop{By: "kernel", Netns: reply.step.Netns, Probable: true,
-			Explanation: fmt.Sprintf("An answer came back (%s), so something on the way refused it; hooktrace did not see where.", reply.step.Detail),
+		j.Drop = &Drop{By: "kernel", Netns: reply.netns, Probable: true,
+			Explanation: fmt.Sprintf("An answer came back (%s), so something on the way refused it; hooktrace did not see where.", reply.detail),
 		}
 	}
 }
@@ -190,13 +190,13 @@ func isReject(rule string) bool {
 // explainDrop writes what dropped the packet, in words, and a change that
 // would let it through.
 func explainDrop(o *obs, v *visit, reply *obs, ep Endpoints) *Drop {
-	st := o.step
+	st := o.fullStep()
 	d := &Drop{Netns: st.Netns, Hook: st.Hook, Family: st.Family, Table: st.Table, Chain: st.Chain,
 		Handle: st.Handle, RuleNumber: st.RuleNumber, Rule: st.Rule, Reason: st.Reason}
 	where := fmt.Sprintf("in %s at %s", nsName(st.Netns), strings.ToUpper(st.Hook))
 	answered := ""
 	if reply != nil {
-		answered = fmt.Sprintf(" The kernel answered with %s.", reply.step.Detail)
+		answered = fmt.Sprintf(" The kernel answered with %s.", reply.detail)
 	}
 	switch st.Kind {
 	case StepPolicy:
@@ -321,7 +321,7 @@ func nsExec(netns string) string {
 
 // describeObs says where an observation was, for "last seen".
 func describeObs(o *obs) string {
-	st := o.step
+	st := o.fullStep()
 	where := nsName(st.Netns)
 	switch st.Kind {
 	case StepCapture:
@@ -350,7 +350,7 @@ func kernelReason(st Step, v *visit, ep Endpoints) (string, string) {
 	if dev == "" {
 		for _, o := range v.obs {
 			if o.step.Kind == StepCapture && o.step.Dir == "in" {
-				dev = o.step.Iface
+				dev = o.iface
 			}
 		}
 	}

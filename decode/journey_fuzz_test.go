@@ -59,7 +59,7 @@ func FuzzJourney(f *testing.F) {
 					LinkType: fuzzLinkTypes[int(kind/4)%len(fuzzLinkTypes)], Data: body, Len: len(body)}
 				whole.AddPacket(dec.Decode(fr))
 				var s Sighting
-				s.ReadPacket(dec.Decode(fr))
+				s.ReadPacket(dec.Decode(fr), nil) // whole shares its descriptions, parts makes new ones
 				parts.AddSighting(&s)
 			case 1: // a trace event: its header snapshot, or none
 				ev := TraceEvent{Trace: nflog.Trace{Netns: ns, Time: at, ID: uint32(kind >> 2), Family: 1, Table: "t", Chain: "c",
@@ -74,7 +74,7 @@ func FuzzJourney(f *testing.F) {
 				}
 				whole.AddTrace(&ev)
 				var s Sighting
-				s.ReadTrace(&ev)
+				s.ReadTrace(&ev, nil)
 				parts.AddSighting(&s)
 			case 2: // a kernel drop
 				d := KernelDrop{Time: at, Netns: ns, Ifindex: uint32(choice % 3), Reason: "NO_SOCKET"}

@@ -61,7 +61,7 @@ func (b *JourneyBuilder) touch(js *jstate) {
 func (b *JourneyBuilder) closeIdle() {
 	b.scanned = b.now
 	for fp, early := range b.early {
-		if b.now.Sub(early[len(early)-1].step.Time) > b.opt.Window {
+		if b.now.Sub(early[len(early)-1].at) > b.opt.Window {
 			delete(b.early, fp)
 			b.stats.Unmatched += uint64(len(early))
 		}

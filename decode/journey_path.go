@@ -63,7 +63,7 @@ var routingDropReasons = map[string]bool{
 }
 
 // rankOf places a step within its namespace's path.
-func rankOf(st Step) (int, int64) {
+func rankOf(st *stepWhat) (int, int64) {
 	switch st.Kind {
 	case StepCapture:
 		switch st.Dir {
@@ -123,11 +123,11 @@ func (ord *obsOrder) put(all []obs) []*visit {
 	for i := range all {
 		o := &all[i]
 		k := 0
-		for k < len(backing) && (backing[k].netns != o.step.Netns || backing[k].outer != o.outer) {
+		for k < len(backing) && (backing[k].netns != o.netns || backing[k].outer != o.outer) {
 			k++
 		}
 		if k == len(backing) {
-			backing = append(backing, visit{netns: o.step.Netns, outer: o.outer})
+			backing = append(backing, visit{netns: o.netns, outer: o.outer})
 		}
 		which[i] = int32(k)
 		backing[k].n++
@@ -149,11 +149,11 @@ func (ord *obsOrder) put(all []obs) []*visit {
 	for _, v := range visits {
 		var kt, any time.Time
 		for _, o := range v.obs {
-			if any.IsZero() || o.step.Time.Before(any) {
-				any = o.step.Time
+			if any.IsZero() || o.at.Before(any) {
+				any = o.at
 			}
-			if o.kt && o.step.Kind != StepICMPError && o.step.Kind != StepReset && (kt.IsZero() || o.step.Time.Before(kt)) {
-				kt = o.step.Time
+			if o.kt && o.step.Kind != StepICMPError && o.step.Kind != StepReset && (kt.IsZero() || o.at.Before(kt)) {
+				kt = o.at
 			}
 		}
 		v.at = kt
@@ -237,11 +237,11 @@ func addRoutes(visits []*visit, route func(string, nflog.RouteQuery) (nflog.Rout
 				q.SPort, q.DPort, q.Proto = o.ep.Src.Port(), o.ep.Dst.Port(), o.proto
 				have = true
 			}
-			if arrived && q.IIF == "" && o.step.Iface != "" && (o.step.Kind == StepCapture || o.step.Hook == "prerouting") {
-				q.IIF = o.step.Iface
+			if arrived && q.IIF == "" && o.iface != "" && (o.step.Kind == StepCapture || o.step.Hook == "prerouting") {
+				q.IIF = o.iface
 			}
-			if at.IsZero() || o.step.Time.After(at) {
-				at = o.step.Time
+			if at.IsZero() || o.at.After(at) {
+				at = o.at
 			}
 		}
 		if arrived {
@@ -269,9 +269,9 @@ func addRoutes(visits []*visit, route func(string, nflog.RouteQuery) (nflog.Rout
 			rank = rankRouteIn
 		}
 		if !arrived && len(v.obs) > 0 {
-			at = v.obs[0].step.Time
+			at = v.obs[0].at
 		}
-		o := &obs{step: Step{Time: at, Netns: v.netns, Kind: StepRoute, Route: &d}, rank: rank}
+		o := &obs{at: at, netns: v.netns, step: &stepWhat{Kind: StepRoute, Route: &d}, rank: rank}
 		i := sort.Search(len(v.obs), func(i int) bool { return v.obs[i].rank > rank })
 		v.obs = append(v.obs[:i], append([]*obs{o}, v.obs[i:]...)...)
 	}
@@ -320,7 +320,7 @@ func pathSteps(visits []*visit, steps []Step) []Step {
 	for _, v := range visits {
 		for _, o := range v.obs {
 			if o.step.Kind == StepICMPError || o.step.Kind == StepReset || o.step.Kind == StepRoute {
-				steps = append(steps, o.step)
+				steps = append(steps, o.fullStep())
 				continue
 			}
 			cur := 0
@@ -328,7 +328,7 @@ func pathSteps(visits []*visit, steps []Step) []Step {
 				cur = 1
 			}
 			if level >= 0 && cur != level {
-				st := Step{Time: o.step.Time, Netns: o.step.Netns, Kind: StepEncap, Tunnel: tunnel, VNI: vni}
+				st := Step{Time: o.at, Netns: o.netns, Kind: StepEncap, Tunnel: tunnel, VNI: vni}
 				if cur == 0 {
 					st.Kind = StepDecap
 				}
@@ -350,7 +350,7 @@ func pathSteps(visits []*visit, steps []Step) []Step {
 				}
 				last[lv], have[lv] = ep, true
 			}
-			steps = append(steps, o.step)
+			steps = append(steps, o.fullStep())
 		}
 	}
 	return steps
@@ -358,7 +358,7 @@ func pathSteps(visits []*visit, steps []Step) []Step {
 
 // natStep describes a rewrite seen between two observations.
 func natStep(o *obs, before, after Endpoints) Step {
-	st := Step{Time: o.step.Time, Netns: o.step.Netns, Kind: StepNAT, Hook: o.step.Hook, Before: &before, After: &after}
+	st := Step{Time: o.at, Netns: o.netns, Kind: StepNAT, Hook: o.step.Hook, Before: &before, After: &after}
 	switch {
 	case before.Dst != after.Dst && before.Src != after.Src:
 		st.Detail = "source and destination rewritten"

@@ -24,10 +24,12 @@ type Sighting struct {
 	hasIP  bool   // a frame that carries an IP packet (pv is set)
 	reset  uint64 // the key a TCP reset answering this segment has; 0 none
 	answer uint64 // a TCP reset: the key of the segment it answers
-	// The step an NFLOG message or a trace event makes (none for a quiet
-	// trace event), and the packet's mark.
-	step Step
-	mark uint32
+	// What the step an NFLOG message or a trace event makes says (none
+	// for a quiet trace event), the device a trace event names, and the
+	// packet's mark.
+	step  *stepWhat
+	iface string
+	mark  uint32
 	// An NFLOG message: its devices, and where its first IP header
 	// starts (for a journey's first sighting).
 	indev, outdev    uint32
@@ -50,8 +52,9 @@ const (
 
 // ReadPacket reads into s what the journey builder needs of a decoded
 // frame: a capture from a device, or an NFLOG message (LINKTYPE_NFLOG).
-// The sighting points into p's frame bytes (not into p).
-func (s *Sighting) ReadPacket(p *Packet) {
+// The sighting points into p's frame bytes (not into p). Its step's
+// description comes from steps (nil: a new one).
+func (s *Sighting) ReadPacket(p *Packet, steps *StepTable) {
 	*s = Sighting{kind: sightFrame, frame: p.Frame}
 	pv, ok := readPacket(p)
 	if f := p.Frame; f.LinkType == capture.LinkTypeNFLOG {
@@ -68,8 +71,7 @@ func (s *Sighting) ReadPacket(p *Packet) {
 		}
 		s.hasHook = true
 		prefix := bytes.TrimRight(n.Prefix, " \x00")
-		st := &s.step
-		*st = Step{Time: f.Time, Netns: f.Netns, Kind: StepNFLOG, Hook: n.HookName(), Family: nflog.FamilyName(n.Family)}
+		st := stepWhat{Kind: StepNFLOG, Hook: n.HookName(), Family: nflog.FamilyName(n.Family)}
 		switch string(prefix) { // hooktrace's own, most of them: no string made
 		case nflog.LogPrefixFirst, nflog.LogPrefixLast:
 			st.Kind, st.First = StepHook, string(prefix) == nflog.LogPrefixFirst
@@ -79,6 +81,7 @@ func (s *Sighting) ReadPacket(p *Packet) {
 		default:
 			st.Prefix = string(prefix)
 		}
+		s.step = steps.get(&st)
 		s.indev, s.outdev, s.mark = n.Indev, n.Outdev, n.Mark
 		s.ipOff = -1
 		for i := range p.Layers {
@@ -100,8 +103,9 @@ func (s *Sighting) ReadPacket(p *Packet) {
 }
 
 // ReadTrace reads into s what the journey builder needs of a trace
-// event. It keeps nothing of ev.
-func (s *Sighting) ReadTrace(ev *TraceEvent) {
+// event. It keeps nothing of ev. Its step's description comes from steps
+// (nil: a new one).
+func (s *Sighting) ReadTrace(ev *TraceEvent, steps *StepTable) {
 	*s = Sighting{kind: sightTrace, netns: ev.Netns, time: ev.Time, mark: ev.Mark,
 		traceID: traceID{netns: maphash.String(fpSeed, ev.Netns), id: ev.ID}}
 	if len(ev.Network) > 0 {
@@ -118,26 +122,26 @@ func (s *Sighting) ReadTrace(ev *TraceEvent) {
 		s.quiet = true
 		return
 	}
-	st := &s.step
-	*st = Step{
-		Time: ev.Time, Netns: ev.Netns, Kind: StepRule, Hook: ev.Hook, Family: nflog.FamilyName(ev.Family),
+	st := stepWhat{
+		Kind: StepRule, Hook: ev.Hook, Family: nflog.FamilyName(ev.Family),
 		Table: ev.Table, Chain: ev.Chain, Priority: ev.Priority, HasPriority: ev.HasPriority,
 		Handle: ev.Handle, RuleNumber: ev.RuleNumber, Rule: ev.Rule, JumpTarget: ev.JumpTarget,
 	}
 	if ev.IptablesRule != "" {
 		st.Rule = ev.IptablesRule
 	}
-	st.Rule = stripCounters(st.Rule)
+	st.Rule = steps.stripCounters(st.Rule)
 	if ev.Type == nflog.TracePolicy {
 		st.Kind = StepPolicy
 	}
 	if v, ok := ev.Outcome(); ok {
 		st.Verdict = v.String()
 	}
+	s.step = steps.get(&st)
 	if ev.IIFName != "" {
-		st.Iface = ev.IIFName
+		s.iface = ev.IIFName
 	} else if ev.OIFName != "" {
-		st.Iface = ev.OIFName
+		s.iface = ev.OIFName
 	}
 }
 
@@ -190,8 +194,8 @@ func (b *JourneyBuilder) addFrame(s *Sighting) {
 		return
 	}
 	o := obs{
-		step: Step{Time: f.Time, Netns: f.Netns, Kind: StepCapture, Iface: f.Iface, Dir: f.Dir.String()},
-		ep:   s.pv.inner.ep, hasEP: true, kt: true, proto: s.pv.inner.proto, pkt: b.packets,
+		at: f.Time, netns: f.Netns, iface: f.Iface, step: captureStep(f.Dir),
+		ep: s.pv.inner.ep, hasEP: true, kt: true, proto: s.pv.inner.proto, pkt: b.packets,
 	}
 	js, ok := b.join(s, &o)
 	if !ok {
@@ -212,12 +216,12 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 	}
 	f := s.frame
 	v := &s.pv.inner
-	o := obs{step: s.step, ep: v.ep, hasEP: true, kt: true, mark: s.mark, proto: v.proto, pkt: b.packets}
-	if st := &o.step; b.opt.IfName != nil {
-		if s.indev != 0 && (st.Hook == "prerouting" || st.Hook == "input" || st.Hook == "forward") {
-			st.Iface = b.opt.IfName(f.Netns, s.indev)
+	o := obs{at: f.Time, netns: f.Netns, step: s.step, ep: v.ep, hasEP: true, kt: true, mark: s.mark, proto: v.proto, pkt: b.packets}
+	if hook := s.step.Hook; b.opt.IfName != nil {
+		if s.indev != 0 && (hook == "prerouting" || hook == "input" || hook == "forward") {
+			o.iface = b.opt.IfName(f.Netns, s.indev)
 		} else if s.outdev != 0 {
-			st.Iface = b.opt.IfName(f.Netns, s.outdev)
+			o.iface = b.opt.IfName(f.Netns, s.outdev)
 		}
 	}
 	js, ok := b.join(s, &o)
@@ -285,6 +289,6 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 		js.quiet = append(js.quiet, b.traces-1)
 		return
 	}
-	o.step, o.mark = s.step, s.mark
+	o.at, o.netns, o.iface, o.step, o.mark = s.time, s.netns, s.iface, s.step, s.mark
 	b.add(js, &o)
 }

@@ -235,6 +235,7 @@ func (p *pipeline) worker() {
 	defer p.wg.Done()
 	dec := decode.NewDecoder()
 	var recs decode.RecordParser
+	var steps decode.StepTable
 	var cw chunkWriter
 	var printer ui.PacketPrinter
 	if p.newPrinter != nil {
@@ -244,7 +245,7 @@ func (p *pipeline) worker() {
 	for c := range p.work {
 		if p.stage != nil { // set before the first chunk was queued
 			cw.c = c
-			c.work(dec, &recs, printer, tracer, !p.noSights.Load())
+			c.work(dec, &recs, &steps, printer, tracer, !p.noSights.Load())
 			p.done <- c
 			continue
 		}

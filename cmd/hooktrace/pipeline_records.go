@@ -206,7 +206,7 @@ func (p *pipeline) addChunkRecord(r chunkRecord, data []byte) error {
 // trace events, drops and losses for the stage, prints the trace events,
 // and, when sight is set, reads the frames and trace events for the
 // journey builder.
-func (c *chunk) work(dec *decode.Decoder, recs *decode.RecordParser, printer ui.PacketPrinter, tracer ui.TracePrinter, sight bool) {
+func (c *chunk) work(dec *decode.Decoder, recs *decode.RecordParser, steps *decode.StepTable, printer ui.PacketPrinter, tracer ui.TracePrinter, sight bool) {
 	c.sighted = sight
 	if sight {
 		if n := len(c.frames); cap(c.sights) < n {
@@ -217,20 +217,20 @@ func (c *chunk) work(dec *decode.Decoder, recs *decode.RecordParser, printer ui.
 	}
 	for _, e := range c.entries {
 		if c.err == nil {
-			c.err = c.workEntry(e, dec, recs, printer, tracer)
+			c.err = c.workEntry(e, dec, recs, steps, printer, tracer)
 		}
 		c.marks = append(c.marks, int32(c.out.Len()))
 	}
 }
 
-func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParser, printer ui.PacketPrinter, tracer ui.TracePrinter) error {
+func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParser, steps *decode.StepTable, printer ui.PacketPrinter, tracer ui.TracePrinter) error {
 	if e >= 0 {
 		if printer == nil && !c.sighted {
 			return nil
 		}
 		pkt := dec.Decode(c.frames[e])
 		if c.sighted {
-			c.sights[e].ReadPacket(pkt)
+			c.sights[e].ReadPacket(pkt, steps)
 		}
 		if printer == nil {
 			return nil
@@ -263,7 +263,7 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParse
 	if c.sighted {
 		r.sight = int32(len(c.tsights))
 		c.tsights = append(c.tsights, decode.Sighting{})
-		c.tsights[len(c.tsights)-1].ReadTrace(r.got.Trace)
+		c.tsights[len(c.tsights)-1].ReadTrace(r.got.Trace, steps)
 	}
 	if tracer != nil {
 		return tracer.Trace(r.got.Trace)
