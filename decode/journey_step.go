@@ -63,9 +63,15 @@ func captureStep(d capture.Direction) *stepWhat {
 // go to any).
 type StepTable struct {
 	whats map[stepWhat]*stepWhat
+	// recent are the descriptions get gave last, looked at before the
+	// map (which hashes every field): a packet's steps repeat those of
+	// the packets before it.
+	recent [8]*stepWhat
+	next   int // where in recent the next one goes
 	// stripped holds rule texts without their counters' values, by the
-	// text with them.
+	// text with them; lastRule is the one asked for last.
 	stripped map[string]string
+	lastRule [2]string
 }
 
 // Bounds of a StepTable: when full, it starts again empty (what it gave
@@ -82,15 +88,23 @@ func (t *StepTable) get(w *stepWhat) *stepWhat {
 		c := *w
 		return &c
 	}
-	if p, ok := t.whats[*w]; ok {
-		return p
+	for _, p := range t.recent {
+		if p != nil && *p == *w {
+			return p
+		}
 	}
-	if t.whats == nil || len(t.whats) >= maxTableSteps {
-		t.whats = make(map[stepWhat]*stepWhat, 64)
+	p, ok := t.whats[*w]
+	if !ok {
+		if t.whats == nil || len(t.whats) >= maxTableSteps {
+			t.whats = make(map[stepWhat]*stepWhat, 64)
+		}
+		c := *w
+		p = &c
+		t.whats[c] = p
 	}
-	c := *w
-	t.whats[c] = &c
-	return &c
+	t.recent[t.next] = p
+	t.next = (t.next + 1) % len(t.recent)
+	return p
 }
 
 // withKind returns w of another kind: an ICMP error or TCP reset, seen
@@ -107,13 +121,17 @@ func (t *StepTable) stripCounters(rule string) string {
 	if t == nil {
 		return stripCounters(rule)
 	}
-	if s, ok := t.stripped[rule]; ok {
-		return s
+	if rule == t.lastRule[0] {
+		return t.lastRule[1]
 	}
-	s := stripCounters(rule)
-	if t.stripped == nil || len(t.stripped) >= maxTableRules {
-		t.stripped = make(map[string]string, 64)
+	s, ok := t.stripped[rule]
+	if !ok {
+		s = stripCounters(rule)
+		if t.stripped == nil || len(t.stripped) >= maxTableRules {
+			t.stripped = make(map[string]string, 64)
+		}
+		t.stripped[rule] = s
 	}
-	t.stripped[rule] = s
+	t.lastRule = [2]string{rule, s}
 	return s
 }

@@ -120,6 +120,7 @@ func parseTraceRecord(b []byte, strs *stringTable) (TraceEvent, error) {
 		return TraceEvent{}, err
 	}
 	d.strs = strs
+	strs.start()
 	var ev TraceEvent
 	flags := d.uint()
 	ev.HasVerdict, ev.HasPolicy, ev.HasCT = flags&recHasVerdict != 0, flags&recHasPolicy != 0, flags&recHasCT != 0
@@ -196,6 +197,7 @@ func parseDropRecord(b []byte, strs *stringTable) (KernelDrop, error) {
 		return KernelDrop{}, err
 	}
 	d.strs = strs
+	strs.start()
 	var kd KernelDrop
 	flags := d.uint()
 	kd.Probable = flags&recProbable != 0
@@ -241,6 +243,7 @@ func parseLossRecord(b []byte, strs *stringTable) (LossNotice, error) {
 		return LossNotice{}, err
 	}
 	d.strs = strs
+	strs.start()
 	var l LossNotice
 	l.Time = d.time(d.uint()&recHasTime != 0)
 	l.Netns = d.str()
@@ -465,6 +468,11 @@ func (d *recDecoder) time(present bool) time.Time {
 // chain and device names, rule texts. It is for one goroutine.
 type stringTable struct {
 	m map[string]string
+	// last holds the strings get gave for the last record's fields, in
+	// order, looked at before the map: records repeat the last one's
+	// namespace, table, chain...; field counts the current record's.
+	last  [16]string
+	field int
 }
 
 // Bounds of a stringTable: longer strings are not kept, and a full table
@@ -474,22 +482,35 @@ const (
 	maxTableStrings = 4096
 )
 
+// start tells t a new record begins (nil: no table).
+func (t *stringTable) start() {
+	if t != nil {
+		t.field = 0
+	}
+}
+
 // get returns b as a string, the same string as last time when it was
 // seen before.
 func (t *stringTable) get(b []byte) string {
+	f := t.field % len(t.last)
+	t.field++
 	if len(b) == 0 {
 		return ""
 	}
-	if s, ok := t.m[string(b)]; ok {
-		return s
+	if t.last[f] == string(b) {
+		return t.last[f]
 	}
-	s := string(b)
-	if len(b) > maxTableString {
-		return s
+	s, ok := t.m[string(b)]
+	if !ok {
+		s = string(b)
+		if len(b) > maxTableString {
+			return s
+		}
+		if t.m == nil || len(t.m) >= maxTableStrings {
+			t.m = make(map[string]string, 64)
+		}
+		t.m[s] = s
 	}
-	if t.m == nil || len(t.m) >= maxTableStrings {
-		t.m = make(map[string]string, 64)
-	}
-	t.m[s] = s
+	t.last[f] = s
 	return s
 }
