@@ -108,44 +108,103 @@ func (p *pipeline) useStage(stage func(*chunk) error, newPaths func(io.Writer) u
 	}()
 }
 
+// splitJourneys is how many journeys a chunk takes before its finisher
+// has a helper do half of them (the last chunk closes every journey
+// still open: thousands, which one goroutine would finish alone while
+// the other cores wait).
+const splitJourneys = 2048
+
 // finisher assembles and prints the journeys of the chunks the stage
 // went over.
 func (p *pipeline) finisher() {
-	var cw journeyWriter
-	var paths ui.JourneyPrinter
-	if p.newPaths != nil {
-		paths = p.newPaths(&cw)
-	}
-	var j decode.Journey // printed before the next is assembled into it
-	perJourney := 2048   // bytes of text a journey took lately (a running mean)
+	own := p.newJourneyFinisher()
+	var helper *journeyFinisher
+	perJourney := 2048 // bytes of text a journey took lately (a running mean)
 	for c := range p.finishing {
 		// Room for the chunk's journey text at once: a chunk that takes
-		// many journeys (the last, which closes all that were open) would
-		// otherwise grow its buffer a dozen times.
+		// many journeys would otherwise grow its buffer a dozen times.
 		from := c.jout.Len()
 		c.jout.Grow(len(c.journeys) * perJourney * 9 / 8)
-		for k := range c.journeys {
-			c.journeys[k].pj.AssembleInto(&j)
-			if c.err == nil && paths != nil {
-				cw.c = c
-				if err := paths.Journey(&j); err != nil {
-					c.err = fmt.Errorf("write output: %w", err)
-				}
+		print := c.err == nil
+		js := c.journeys
+		var err error
+		if len(js) < splitJourneys || runtime.GOMAXPROCS(0) == 1 {
+			err = own.run(js, &c.jout, &c.jmarks, print)
+		} else {
+			if helper == nil {
+				helper = p.newJourneyFinisher()
 			}
-			c.jmarks = append(c.jmarks, int32(c.jout.Len()))
+			half := len(js) / 2
+			helper.out.Reset()
+			helper.out.Grow((len(js) - half) * perJourney * 9 / 8)
+			helper.marks = helper.marks[:0]
+			var herr error
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				herr = helper.run(js[half:], &helper.out, &helper.marks, print)
+			}()
+			err = own.run(js[:half], &c.jout, &c.jmarks, print)
+			<-done
+			base := int32(c.jout.Len())
+			c.jout.Write(helper.out.Bytes())
+			for _, m := range helper.marks {
+				c.jmarks = append(c.jmarks, base+m)
+			}
+			if err == nil {
+				err = herr
+			}
 		}
-		if n := len(c.journeys); n > 0 {
+		if err != nil && c.err == nil {
+			c.err = err
+		}
+		if n := len(js); n > 0 {
 			perJourney = (perJourney*7 + (c.jout.Len()-from)/n) / 8
 		}
 		p.finished <- c
 	}
 }
 
-// journeyWriter lets a finisher's printer write into the journey text
-// of whichever chunk it is on.
-type journeyWriter struct{ c *chunk }
+// journeyFinisher assembles journeys and prints them into a buffer.
+type journeyFinisher struct {
+	w     journeyWriter
+	paths ui.JourneyPrinter
+	j     decode.Journey // printed before the next is assembled into it
+	// A helper's text and where each journey's ends in it.
+	out   bytes.Buffer
+	marks []int32
+}
 
-func (w *journeyWriter) Write(b []byte) (int, error) { return w.c.jout.Write(b) }
+func (p *pipeline) newJourneyFinisher() *journeyFinisher {
+	f := &journeyFinisher{}
+	if p.newPaths != nil {
+		f.paths = p.newPaths(&f.w)
+	}
+	return f
+}
+
+// run assembles js and, with print, prints them into out, noting in
+// marks where each one's text ends.
+func (f *journeyFinisher) run(js []chunkJourney, out *bytes.Buffer, marks *[]int32, print bool) error {
+	f.w.b = out
+	var err error
+	for k := range js {
+		js[k].pj.AssembleInto(&f.j)
+		if print && err == nil && f.paths != nil {
+			if perr := f.paths.Journey(&f.j); perr != nil {
+				err = fmt.Errorf("write output: %w", perr)
+			}
+		}
+		*marks = append(*marks, int32(out.Len()))
+	}
+	return err
+}
+
+// journeyWriter lets a finisher's printer write into whichever buffer
+// it is on.
+type journeyWriter struct{ b *bytes.Buffer }
+
+func (w *journeyWriter) Write(b []byte) (int, error) { return w.b.Write(b) }
 
 // writeFinished writes finished chunks in sequence and recycles them.
 func (p *pipeline) writeFinished() {
