@@ -2,8 +2,11 @@ package decode
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"time"
+
+	"github.com/gopacket/gopacket"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/nflog"
@@ -55,17 +58,103 @@ const (
 // The sighting points into p's frame bytes (not into p). Its step's
 // description comes from steps (nil: a new one).
 func (s *Sighting) ReadPacket(p *Packet, steps *StepTable) {
-	*s = Sighting{kind: sightFrame, frame: p.Frame}
 	pv, ok := readPacket(p)
+	var n *NFLOG
+	ipOff := -1
 	if f := p.Frame; f.LinkType == capture.LinkTypeNFLOG {
-		s.isNFLOG = true
-		var n *NFLOG
 		for i := range p.Layers {
 			if v, isNF := p.Layers[i].dl.(*NFLOG); isNF {
 				n = v
 				break
 			}
 		}
+		for i := range p.Layers {
+			if l := &p.Layers[i]; (l.Proto == ProtoIPv4 || l.Proto == ProtoIPv6) && l.Err == nil {
+				ipOff, _ = l.Span(f.Data)
+				break
+			}
+		}
+	}
+	s.read(p.Frame, pv, ok, n, ipOff, steps)
+}
+
+// ReadFrame is ReadPacket for a frame not decoded: it reads what the
+// builder needs straight from the bytes when decoding the frame could
+// show nothing more, an Ethernet frame or NFLOG message carrying a TCP
+// segment in an IPv4 packet without options or fragments or an IPv6
+// packet without extension headers. For any other frame it returns
+// false, having read nothing: decode it and call ReadPacket. (Most of a
+// busy host's frames are these; a replay that prints only journeys
+// decodes the rest.)
+func (s *Sighting) ReadFrame(f capture.Frame, steps *StepTable) bool {
+	var n *NFLOG
+	var ip []byte
+	switch f.LinkType {
+	case capture.LinkTypeEthernet:
+		if len(f.Data) < 14 {
+			return false
+		}
+		switch binary.BigEndian.Uint16(f.Data[12:]) {
+		case 0x0800, 0x86dd:
+			ip = f.Data[14:]
+		default:
+			return false
+		}
+	case capture.LinkTypeNFLOG:
+		var nf NFLOG
+		if nf.DecodeFromBytes(f.Data, gopacket.NilDecodeFeedback) != nil || nf.payload == nil {
+			return false
+		}
+		if len(nf.payload) == 0 || !(nf.Family == 2 && nf.payload[0]>>4 == 4 || nf.Family == 10 && nf.payload[0]>>4 == 6) {
+			return false // the family decides how the payload is decoded: it must be the packet's
+		}
+		n, ip = &nf, nf.payload
+	default:
+		return false
+	}
+	if !plainTCP(ip) {
+		return false
+	}
+	v, ok := readIP(ip)
+	if !ok {
+		return false
+	}
+	pv := packetView{inner: v, outer: v}
+	s.read(f, pv, true, n, cap(f.Data)-cap(ip), steps)
+	return true
+}
+
+// plainTCP says whether b is an IPv4 packet without options or fragments,
+// or an IPv6 packet without extension headers, all there (padding after
+// it aside), carrying a TCP segment whose header fits.
+func plainTCP(b []byte) bool {
+	var l4 []byte
+	switch {
+	case len(b) >= 20 && b[0] == 0x45:
+		n := int(binary.BigEndian.Uint16(b[2:]))
+		if n < 20 || n > len(b) || binary.BigEndian.Uint16(b[6:])&0x3fff != 0 || b[9] != 6 {
+			return false
+		}
+		l4 = b[20:n]
+	case len(b) >= 40 && b[0]>>4 == 6:
+		n := 40 + int(binary.BigEndian.Uint16(b[4:]))
+		if n > len(b) || b[6] != 6 {
+			return false
+		}
+		l4 = b[40:n]
+	default:
+		return false
+	}
+	return len(l4) >= 20 && int(l4[12]>>4)*4 >= 20 && int(l4[12]>>4)*4 <= len(l4)
+}
+
+// read fills s from a frame, the view of the IP packets it carries (ok:
+// it carries one), and for an NFLOG message its header (n) and where its
+// first IP header starts (ipOff, -1: nowhere).
+func (s *Sighting) read(f capture.Frame, pv packetView, ok bool, n *NFLOG, ipOff int, steps *StepTable) {
+	*s = Sighting{kind: sightFrame, frame: f}
+	if f.LinkType == capture.LinkTypeNFLOG {
+		s.isNFLOG = true
 		if n == nil || !n.HasHook || !ok {
 			return
 		}
@@ -83,13 +172,7 @@ func (s *Sighting) ReadPacket(p *Packet, steps *StepTable) {
 		}
 		s.step = steps.get(&st)
 		s.indev, s.outdev, s.mark = n.Indev, n.Outdev, n.Mark
-		s.ipOff = -1
-		for i := range p.Layers {
-			if l := &p.Layers[i]; (l.Proto == ProtoIPv4 || l.Proto == ProtoIPv6) && l.Err == nil {
-				s.ipOff, _ = l.Span(f.Data)
-				break
-			}
-		}
+		s.ipOff = ipOff
 	}
 	if !ok {
 		return

@@ -287,6 +287,9 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParse
 		if printer == nil && !c.sighted {
 			return nil
 		}
+		if printer == nil && c.sights[e].ReadFrame(c.frames[e], steps) {
+			return nil // read without decoding it: nothing prints it
+		}
 		pkt := dec.Decode(c.frames[e])
 		if c.sighted {
 			c.sights[e].ReadPacket(pkt, steps)
