@@ -80,12 +80,12 @@ func (s *Sighting) ReadPacket(p *Packet, steps *StepTable) {
 
 // ReadFrame is ReadPacket for a frame not decoded: it reads what the
 // builder needs straight from the bytes when decoding the frame could
-// show nothing more, an Ethernet frame or NFLOG message carrying a TCP
-// segment in an IPv4 packet without options or fragments or an IPv6
-// packet without extension headers. For any other frame it returns
-// false, having read nothing: decode it and call ReadPacket. (Most of a
-// busy host's frames are these; a replay that prints only journeys
-// decodes the rest.)
+// show no other IP packet in it (plainIP): an Ethernet frame or NFLOG
+// message carrying TCP, UDP or ICMP in IPv4 without options or fragments,
+// or in IPv6 without extension headers. For any other frame (tunnels,
+// VLAN tags, fragments...) it returns false, having read nothing: decode
+// it and call ReadPacket. A replay that prints only journeys so decodes
+// few frames.
 func (s *Sighting) ReadFrame(f capture.Frame, steps *StepTable) bool {
 	var n *NFLOG
 	var ip []byte
@@ -112,7 +112,7 @@ func (s *Sighting) ReadFrame(f capture.Frame, steps *StepTable) bool {
 	default:
 		return false
 	}
-	if !plainTCP(ip) {
+	if !plainIP(ip) {
 		return false
 	}
 	v, ok := readIP(ip)
@@ -124,28 +124,50 @@ func (s *Sighting) ReadFrame(f capture.Frame, steps *StepTable) bool {
 	return true
 }
 
-// plainTCP says whether b is an IPv4 packet without options or fragments,
+// plainIP says whether b is an IPv4 packet without options or fragments,
 // or an IPv6 packet without extension headers, all there (padding after
-// it aside), carrying a TCP segment whose header fits.
-func plainTCP(b []byte) bool {
+// it aside), carrying TCP, ICMP, or UDP to a port that carries no tunnel:
+// a packet decoding shows no other IP packet in (an ICMP error's quoted
+// packet aside, which ReadPacket leaves too).
+func plainIP(b []byte) bool {
 	var l4 []byte
+	var proto uint8
 	switch {
 	case len(b) >= 20 && b[0] == 0x45:
 		n := int(binary.BigEndian.Uint16(b[2:]))
-		if n < 20 || n > len(b) || binary.BigEndian.Uint16(b[6:])&0x3fff != 0 || b[9] != 6 {
+		if n < 20 || n > len(b) || binary.BigEndian.Uint16(b[6:])&0x3fff != 0 {
 			return false
 		}
-		l4 = b[20:n]
+		l4, proto = b[20:n], b[9]
+		if proto == 1 { // ICMP
+			return true
+		}
 	case len(b) >= 40 && b[0]>>4 == 6:
 		n := 40 + int(binary.BigEndian.Uint16(b[4:]))
-		if n > len(b) || b[6] != 6 {
+		if n == 40 || n > len(b) { // a length of 0 is a jumbogram's, in a hop-by-hop option
 			return false
 		}
-		l4 = b[40:n]
+		l4, proto = b[40:n], b[6]
+		if proto == 58 { // ICMPv6
+			return true
+		}
 	default:
 		return false
 	}
-	return len(l4) >= 20 && int(l4[12]>>4)*4 >= 20 && int(l4[12]>>4)*4 <= len(l4)
+	switch proto {
+	case 6: // TCP
+		return true
+	case 17:
+		if len(l4) < 8 {
+			return false
+		}
+		switch binary.BigEndian.Uint16(l4[2:]) {
+		case portVXLAN, portVXLANLinux, portGeneve:
+			return false
+		}
+		return true
+	}
+	return false
 }
 
 // read fills s from a frame, the view of the IP packets it carries (ok:

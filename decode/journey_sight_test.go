@@ -48,6 +48,15 @@ func sightFrames(t testing.TB) []struct {
 	udp := &layers.UDP{SrcPort: 5353, DstPort: 53}
 	udp.SetNetworkLayerForChecksum(u4)
 	udp4 := ser(eth4, u4, udp, gopacket.Payload("q"))
+	x4 := ip4(layers.IPProtocolUDP)
+	vx := &layers.UDP{SrcPort: 40000, DstPort: 4789}
+	vx.SetNetworkLayerForChecksum(x4)
+	vxlan4 := ser(eth4, x4, vx, &layers.VXLAN{ValidIDFlag: true, VNI: 42}, eth4, v4, tcp(v4, "S"))
+	g4 := ip4(layers.IPProtocolGRE)
+	gre4 := ser(eth4, g4, &layers.GRE{Protocol: layers.EthernetTypeIPv4}, v4, tcp(v4, "S"))
+	i4 := ip4(layers.IPProtocolICMPv4)
+	echo4 := ser(eth4, i4, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 3, Seq: 1}, gopacket.Payload("ping"))
+	unreach4 := ser(eth4, i4, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, 3)}, gopacket.Payload(udp4[14:14+28]))
 	frag := append([]byte(nil), tcp4...)
 	binary.BigEndian.PutUint16(frag[14+6:], 0x2000) // more fragments
 	padded := append(append([]byte(nil), tcp4...), 0, 0, 0, 0)
@@ -83,14 +92,18 @@ func sightFrames(t testing.TB) []struct {
 		{"ethernet ipv4 tcp reset", ethFrame(rst4), true},
 		{"nflog ipv4 tcp, hooktrace's prefix", nflogFrame(2, 1, nflog.LogPrefixFirst, tcp4[14:]), true},
 		{"nflog ipv6 tcp, a user's prefix", nflogFrame(10, 4, "mine", tcp6[14:]), true},
-		{"ethernet ipv4 udp", ethFrame(udp4), false},
+		{"ethernet ipv4 udp", ethFrame(udp4), true},
+		{"ethernet ipv4 vxlan", ethFrame(vxlan4), false},
+		{"ethernet icmp echo", ethFrame(echo4), true},
+		{"ethernet icmp port unreachable, quoting udp", ethFrame(unreach4), true},
 		{"ethernet ipv4 fragment", ethFrame(frag), false},
 		{"ethernet padding after the packet", ethFrame(padded), true},
 		{"ethernet vlan", ethFrame(vlan), false},
 		{"nflog ipv6 family, ipv4 packet", nflogFrame(10, 1, "", tcp4[14:]), false},
 		{"nflog bridge family", nflogFrame(7, 1, "", tcp4[14:]), false},
-		{"nflog udp", nflogFrame(2, 1, "", udp4[14:]), false},
-		{"truncated tcp header", ethFrame(tcp4[:14+20+10]), false},
+		{"nflog udp", nflogFrame(2, 1, "", udp4[14:]), true},
+		{"truncated packet", ethFrame(tcp4[:14+20+10]), false},
+		{"ethernet ipv4 gre", ethFrame(gre4), false},
 	}
 }
 
