@@ -212,7 +212,7 @@ func (s *Sighting) read(f capture.Frame, pv packetView, ok bool, n *NFLOG, ipOff
 // (nil: a new one).
 func (s *Sighting) ReadTrace(ev *TraceEvent, steps *StepTable) {
 	*s = Sighting{kind: sightTrace, netns: ev.Netns, time: ev.Time, mark: ev.Mark,
-		traceID: traceID{netns: maphash.String(fpSeed, ev.Netns), id: ev.ID}}
+		traceID: traceIDOf(ev.Netns, ev.ID)}
 	if len(ev.Network) > 0 {
 		hdr := append(append(make([]byte, 0, len(ev.Network)+len(ev.Transport)), ev.Network...), ev.Transport...)
 		if v, ok := readIP(hdr); ok {
@@ -251,12 +251,14 @@ func (s *Sighting) ReadTrace(ev *TraceEvent, steps *StepTable) {
 }
 
 // traceID names a packet's trace id in a namespace for the builder's
-// index: the namespace by a 64-bit hash of its name (as likely to
-// collide as the packets' fingerprints, which are hashes too), so that
-// looking it up hashes no string.
-type traceID struct {
-	netns uint64
-	id    uint32
+// index, in one word (a map of words is looked up fastest): a 64-bit hash
+// of the namespace's name, as likely to collide as the packets'
+// fingerprints (hashes too), with the id multiplied by an odd constant
+// in, so that two ids of one namespace never collide.
+type traceID uint64
+
+func traceIDOf(netns string, id uint32) traceID {
+	return traceID(maphash.String(fpSeed, netns) ^ uint64(id)*0x9e3779b97f4a7c15)
 }
 
 // nextResetKey is the key under which the TCP reset answering segment v
