@@ -33,6 +33,7 @@ type PendingJourney struct {
 func (pj *PendingJourney) Assemble() *Journey {
 	j := &Journey{}
 	pj.AssembleInto(j)
+	j.order = nil // a journey kept (the UI keeps them) keeps no scratch
 	return j
 }
 

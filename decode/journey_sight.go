@@ -94,9 +94,18 @@ func (s *Sighting) ReadFrame(f capture.Frame, steps *StepTable) bool {
 		if len(f.Data) < 14 {
 			return false
 		}
+		ip = f.Data[14:]
+		// The EtherType decides how the payload is decoded: it must be
+		// the packet's.
 		switch binary.BigEndian.Uint16(f.Data[12:]) {
-		case 0x0800, 0x86dd:
-			ip = f.Data[14:]
+		case 0x0800:
+			if len(ip) == 0 || ip[0]>>4 != 4 {
+				return false
+			}
+		case 0x86dd:
+			if len(ip) == 0 || ip[0]>>4 != 6 {
+				return false
+			}
 		default:
 			return false
 		}

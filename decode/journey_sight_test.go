@@ -100,6 +100,7 @@ func sightFrames(t testing.TB) []struct {
 		{"ethernet padding after the packet", ethFrame(padded), true},
 		{"ethernet vlan", ethFrame(vlan), false},
 		{"nflog ipv6 family, ipv4 packet", nflogFrame(10, 1, "", tcp4[14:]), false},
+		{"ethernet type ipv4, ipv6 packet", ethFrame(append([]byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0}, tcp6[14:]...)), false},
 		{"nflog bridge family", nflogFrame(7, 1, "", tcp4[14:]), false},
 		{"nflog udp", nflogFrame(2, 1, "", udp4[14:]), true},
 		{"truncated packet", ethFrame(tcp4[:14+20+10]), false},
