@@ -174,9 +174,20 @@ func writeEndpoints(j *jsonBuf, k string, e *decode.Endpoints) {
 	}
 	j.key(k)
 	j.open('{')
-	j.Str("src", endpoint(e.Src))
-	j.Str("dst", endpoint(e.Dst))
+	var buf [64]byte // an address with its port, made without a string
+	j.key("src")
+	j.b = appendJSONString(j.b, appendEndpoint(buf[:0], e.Src))
+	j.key("dst")
+	j.b = appendJSONString(j.b, appendEndpoint(buf[:0], e.Dst))
 	j.close('}')
+}
+
+// appendEndpoint is endpoint appending to b.
+func appendEndpoint(b []byte, a netip.AddrPort) []byte {
+	if a.Port() == 0 {
+		return a.Addr().AppendTo(b)
+	}
+	return a.AppendTo(b)
 }
 
 // endpoint prints an address with its port, or alone without one.
