@@ -115,12 +115,10 @@ func ParseTraceRecord(b []byte) (TraceEvent, error) {
 // parseTraceRecord is ParseTraceRecord with strings from strs and byte
 // strings into b (nil: new ones).
 func parseTraceRecord(b []byte, strs *stringTable) (TraceEvent, error) {
-	d, err := newRecDecoder(b, "trace event")
+	d, err := newRecDecoder(b, "trace event", strs)
 	if err != nil {
 		return TraceEvent{}, err
 	}
-	d.strs = strs
-	strs.start()
 	var ev TraceEvent
 	flags := d.uint()
 	ev.HasVerdict, ev.HasPolicy, ev.HasCT = flags&recHasVerdict != 0, flags&recHasPolicy != 0, flags&recHasCT != 0
@@ -192,12 +190,10 @@ func ParseDropRecord(b []byte) (KernelDrop, error) {
 // parseDropRecord is ParseDropRecord with strings from strs and byte
 // strings into b (nil: new ones).
 func parseDropRecord(b []byte, strs *stringTable) (KernelDrop, error) {
-	d, err := newRecDecoder(b, "kernel drop")
+	d, err := newRecDecoder(b, "kernel drop", strs)
 	if err != nil {
 		return KernelDrop{}, err
 	}
-	d.strs = strs
-	strs.start()
 	var kd KernelDrop
 	flags := d.uint()
 	kd.Probable = flags&recProbable != 0
@@ -238,12 +234,10 @@ func ParseLossRecord(b []byte) (LossNotice, error) {
 // parseLossRecord is ParseLossRecord with strings from strs (nil: new
 // ones).
 func parseLossRecord(b []byte, strs *stringTable) (LossNotice, error) {
-	d, err := newRecDecoder(b, "loss notice")
+	d, err := newRecDecoder(b, "loss notice", strs)
 	if err != nil {
 		return LossNotice{}, err
 	}
-	d.strs = strs
-	strs.start()
 	var l LossNotice
 	l.Time = d.time(d.uint()&recHasTime != 0)
 	l.Netns = d.str()
@@ -267,7 +261,7 @@ func AppendInterfaceRecord(dst []byte, n *InterfaceName) []byte {
 // ParseInterfaceRecord decodes an interface name AppendInterfaceRecord
 // encoded.
 func ParseInterfaceRecord(b []byte) (InterfaceName, error) {
-	d, err := newRecDecoder(b, "interface name")
+	d, err := newRecDecoder(b, "interface name", nil)
 	if err != nil {
 		return InterfaceName{}, err
 	}
@@ -295,7 +289,7 @@ func AppendRulesetRecord(dst []byte, s *RulesetSnapshot) []byte {
 // ParseRulesetRecord decodes a ruleset snapshot AppendRulesetRecord
 // encoded.
 func ParseRulesetRecord(b []byte) (RulesetSnapshot, error) {
-	d, err := newRecDecoder(b, "ruleset snapshot")
+	d, err := newRecDecoder(b, "ruleset snapshot", nil)
 	if err != nil {
 		return RulesetSnapshot{}, err
 	}
@@ -353,14 +347,17 @@ type recDecoder struct {
 	strs *stringTable
 }
 
-func newRecDecoder(b []byte, what string) (recDecoder, error) {
+// newRecDecoder reads a record of what kind, with strings from strs (nil:
+// new ones, and byte strings copies).
+func newRecDecoder(b []byte, what string, strs *stringTable) (recDecoder, error) {
 	if len(b) == 0 {
 		return recDecoder{}, fmt.Errorf("decode %s record: empty", what)
 	}
 	if b[0] != RecordVersion {
 		return recDecoder{}, fmt.Errorf("decode %s record: version %d: %w", what, b[0], errRecordVersion)
 	}
-	return recDecoder{b: b[1:], what: what}, nil
+	strs.start()
+	return recDecoder{b: b[1:], what: what, strs: strs}, nil
 }
 
 func (d *recDecoder) fail(msg string) {
