@@ -89,39 +89,33 @@ func (s *Sighting) ReadPacket(p *Packet, steps *StepTable) {
 func (s *Sighting) ReadFrame(f capture.Frame, steps *StepTable) bool {
 	var n *NFLOG
 	var ip []byte
+	var version byte // the IP version the link says the packet has, which decides how it is decoded
 	switch f.LinkType {
 	case capture.LinkTypeEthernet:
 		if len(f.Data) < 14 {
 			return false
 		}
 		ip = f.Data[14:]
-		// The EtherType decides how the payload is decoded: it must be
-		// the packet's.
 		switch binary.BigEndian.Uint16(f.Data[12:]) {
 		case 0x0800:
-			if len(ip) == 0 || ip[0]>>4 != 4 {
-				return false
-			}
+			version = 4
 		case 0x86dd:
-			if len(ip) == 0 || ip[0]>>4 != 6 {
-				return false
-			}
-		default:
-			return false
+			version = 6
 		}
 	case capture.LinkTypeNFLOG:
 		var nf NFLOG
-		if nf.DecodeFromBytes(f.Data, gopacket.NilDecodeFeedback) != nil || nf.payload == nil {
+		if nf.DecodeFromBytes(f.Data, gopacket.NilDecodeFeedback) != nil {
 			return false
 		}
-		if len(nf.payload) == 0 || !(nf.Family == 2 && nf.payload[0]>>4 == 4 || nf.Family == 10 && nf.payload[0]>>4 == 6) {
-			return false // the family decides how the payload is decoded: it must be the packet's
-		}
 		n, ip = &nf, nf.payload
-	default:
-		return false
+		switch nf.Family {
+		case 2:
+			version = 4
+		case 10:
+			version = 6
+		}
 	}
-	if !plainIP(ip) {
+	if version == 0 || len(ip) == 0 || ip[0]>>4 != version || !plainIP(ip) {
 		return false
 	}
 	v, ok := readIP(ip)
