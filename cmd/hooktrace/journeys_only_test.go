@@ -1,9 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,13 +17,7 @@ import (
 // journeys from what the frames show.
 func TestJourneysOnly(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "incident.pcapng")
-	var b bytes.Buffer
-	if err := synth.WriteIncident(&b, 20000, 5); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeGenerated(t, file, func(w io.Writer) error { return synth.WriteIncident(w, 20000, 5) })
 	code, all, errOut := runHooktrace("--json", "-r", file)
 	if code != exitOK {
 		t.Fatalf("--json: exit %d: %s", code, errOut)
@@ -125,20 +118,8 @@ func TestLiveJourneysOnly(t *testing.T) {
 func TestReplayRecordsAfterOrdinaryFrames(t *testing.T) {
 	dir := t.TempDir()
 	plain, incident := filepath.Join(dir, "plain.pcap"), filepath.Join(dir, "incident.pcapng")
-	var b bytes.Buffer
-	if err := synth.WriteLarge(&b, 2000, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(plain, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b.Reset()
-	if err := synth.WriteIncident(&b, 3000, 2); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(incident, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeGenerated(t, plain, func(w io.Writer) error { return synth.WriteLarge(w, 2000, 1) })
+	writeGenerated(t, incident, func(w io.Writer) error { return synth.WriteIncident(w, 3000, 2) })
 	code, out, errOut := runHooktrace("--json", "-r", plain, "-r", incident, "--time-shift", "plain.pcap=-1h")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)

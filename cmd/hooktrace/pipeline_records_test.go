@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,14 +20,7 @@ import (
 // goroutines finish.)
 func TestReplayStaged(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "incident.pcapng")
-	f, err := os.Create(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := synth.WriteIncident(f, 20000, 3); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeGenerated(t, file, func(w io.Writer) error { return synth.WriteIncident(w, 20000, 3) })
 	// A filter that matches nothing, or only early packets, leaves chunks
 	// of records without a frame: they must reach the stage too.
 	for _, args := range [][]string{{"--json"}, {"--print"}, {"--json", "-c", "7001", "icmp"}, {"--print", "host 1.2.3.4"}, {"--json", "tcp port 50398"}, {"--journeys"}, {"--journeys", "--json", "icmp"}} {
@@ -58,14 +52,7 @@ func TestReplayStaged(t *testing.T) {
 func TestReplayWriteKeepsRecords(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "incident.pcapng")
-	f, err := os.Create(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := synth.WriteIncident(f, 3000, 1); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeGenerated(t, file, func(w io.Writer) error { return synth.WriteIncident(w, 3000, 1) })
 	replay := func(procs string, args ...string) string {
 		t.Helper()
 		var out, errb strings.Builder

@@ -18,19 +18,25 @@ import (
 	"github.com/hooktrace/hooktrace/ui"
 )
 
+// writeGenerated writes what write generates (a synthetic capture) to a
+// new file at path.
+func writeGenerated(t testing.TB, path string, write func(io.Writer) error) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		t.Fatalf("generate %s: %v", path, err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestPipelineMatchesSequentialPrinting replays a capture of many chunks
 // through the parallel pipeline and compares it with printing each packet
 // in turn.
 func TestPipelineMatchesSequentialPrinting(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "large.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := synth.WriteLarge(f, 5000, 7); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeGenerated(t, path, func(w io.Writer) error { return synth.WriteLarge(w, 5000, 7) })
 	for _, procs := range []int{1, 2} {
 		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
