@@ -21,7 +21,7 @@ const filterSnaplen = 262144
 // user set that): a journey replay allocates fast and keeps a few hundred
 // MB live (the journeys open within the window, the chunks in flight),
 // which the default of 100 would walk over every few hundred MB
-// allocated. At 200, a 1,000,000-frame incident replays about 6% faster
+// allocated. At 200, a 1,000,000-frame incident replays about 5% faster
 // for about 15% more memory; a plain capture's replay keeps little and
 // barely changes.
 const replayGCPercent = 200
