@@ -77,9 +77,9 @@ func newReplayJourneys(o *options, out *output, warn func(error)) *replayJourney
 
 // frame feeds a frame that passed the filter, and what it showed the
 // journey builder when a worker read that already (s, else nil).
-func (r *replayJourneys) frame(f capture.Frame, s *decode.Sighting) error {
+func (r *replayJourneys) frame(f *capture.Frame, s *decode.Sighting) error {
 	if r.save != nil {
-		if err := r.save.Frame(&f); err != nil {
+		if err := r.save.Frame(f); err != nil {
 			return fmt.Errorf("write %s: %w", r.savePath, err)
 		}
 	}
@@ -92,7 +92,7 @@ func (r *replayJourneys) frame(f capture.Frame, s *decode.Sighting) error {
 	if s != nil {
 		r.b.AddSighting(s)
 	} else {
-		r.b.AddPacket(r.dec.Decode(f))
+		r.b.AddPacket(r.dec.Decode(*f))
 	}
 	if !r.show && r.b.Stats().Open+len(r.held) > maxHeldJourneys {
 		r.giveUp() // an ordinary capture: keep replay as fast and small as ever
@@ -200,9 +200,9 @@ func (r *replayJourneys) stage(c *chunk) error {
 		var err error
 		switch {
 		case e >= 0 && c.sighted:
-			err = r.frame(c.frames[e], &c.sights[e])
+			err = r.frame(&c.frames[e], &c.sights[e])
 		case e >= 0:
-			err = r.frame(c.frames[e], nil)
+			err = r.frame(&c.frames[e], nil)
 		case c.recs[-e-1].finish:
 			err = r.finish()
 		case c.recs[-e-1].text == nil:
@@ -351,7 +351,7 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		}
 		if j.staged {
 			// the stage takes it from the pipeline
-		} else if err := j.frame(f, nil); err != nil {
+		} else if err := j.frame(&f, nil); err != nil {
 			return err
 		}
 		printed++
