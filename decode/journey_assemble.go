@@ -53,40 +53,45 @@ func (pj *PendingJourney) AssembleInto(j *Journey) {
 	j.Steps = pathSteps(visits, steps)
 	for _, v := range visits {
 		for _, o := range v.obs {
-			if o.hasEP && !o.outer && !j.Flow.Src.IsValid() {
-				j.Flow = o.ep
+			if o.ep != nil && !o.outer && !j.Flow.Src.IsValid() {
+				j.Flow = *o.ep
 			}
 		}
 	}
 	var np, nt, nd int
 	for i := range pj.obs {
 		o := &pj.obs[i]
-		if o.hasEP && !o.outer && o.proto != 0 && j.Proto == "" {
+		if o.ep != nil && !o.outer && o.proto != 0 && j.Proto == "" {
 			j.Proto = protoName(o.proto)
 		}
-		np += min(1, int(o.pkt))
-		nt += min(1, int(o.trc))
-		nd += min(1, int(o.drp))
+		switch o.from {
+		case fromPacket:
+			np++
+		case fromTrace:
+			nt++
+		case fromDrop:
+			nd++
+		}
 	}
 	// One array for the three lists.
 	nums = slices.Grow(nums, np+nt+len(pj.quiet)+nd)
 	j.nums = nums
 	for i := range pj.obs {
-		if o := &pj.obs[i]; o.pkt != 0 {
-			nums = append(nums, o.pkt-1)
+		if o := &pj.obs[i]; o.from == fromPacket {
+			nums = append(nums, o.num)
 		}
 	}
 	j.Packets, nums = sortedSet(nums), nums[len(nums):]
 	for i := range pj.obs {
-		if o := &pj.obs[i]; o.trc != 0 {
-			nums = append(nums, o.trc-1)
+		if o := &pj.obs[i]; o.from == fromTrace {
+			nums = append(nums, o.num)
 		}
 	}
 	nums = append(nums, pj.quiet...)
 	j.Traces, nums = sortedSet(nums), nums[len(nums):]
 	for i := range pj.obs {
-		if o := &pj.obs[i]; o.drp != 0 {
-			nums = append(nums, o.drp-1)
+		if o := &pj.obs[i]; o.from == fromDrop {
+			nums = append(nums, o.num)
 		}
 	}
 	j.Drops = sortedSet(nums)

@@ -71,10 +71,11 @@ type JourneyBuilder struct {
 	pending []PendingJourney // closed, unassembled (JourneyOptions.Unassembled)
 	// pendingUsed: how much of pending the last ClosedPending returned.
 	pendingUsed int
-	obsHint     int    // observations of the journeys closed lately (a running mean, times 16)
-	packets     uint64 // AddPacket calls so far
-	traces      uint64 // AddTrace calls so far
-	drops       uint64 // AddDrop calls so far
+	obsHint     int         // observations of the journeys closed lately (a running mean, times 16)
+	eps         []Endpoints // the slab observations' endpoints are kept in now (keepEP)
+	packets     uint64      // AddPacket calls so far
+	traces      uint64      // AddTrace calls so far
+	drops       uint64      // AddDrop calls so far
 	stats       JourneyStats
 }
 
@@ -115,33 +116,43 @@ type jstate struct {
 	frame      capture.Frame // first sighting, copied
 	frameKT    bool          // frame's time is the kernel's
 	frameIP    ipView        // frame's innermost IP packet (its quoted bytes not kept)
+	ep         *Endpoints    // the endpoints kept last for its observations
 	incomplete bool
 	quiet      []uint64 // trace events (AddTrace numbers) that joined without a step of their own
 }
 
 // obs is one observation of the packet, before ordering: its step is
 // at, netns, iface and detail with what step points to (which
-// observations alike share: fullStep puts them together).
+// observations alike share: fullStep puts them together). Its place in a
+// namespace's path is its step's (stepWhat.rank and prio).
 type obs struct {
 	at     time.Time
 	netns  string
 	iface  string
 	detail string
 	step   *stepWhat
-	ep     Endpoints
-	hasEP  bool
-	outer  bool        // seen as (or in) the tunnel packet
-	tun    *tunnelView // a sighting that showed both the packet and its tunnel packet
-	rank   int         // place in a namespace's path (see rankOf)
-	prio   int64       // order within a hook
-	seq    int         // arrival order
-	kt     bool        // Time is the kernel's (frames, NFLOG), not hooktrace's receive time
-	pkt    uint64      // 1 + the number of the packet (AddPacket call) it came from; 0: none
-	trc    uint64      // 1 + the number of the trace event (AddTrace call) it came from; 0: none
-	drp    uint64      // 1 + the number of the kernel drop (AddDrop call) it came from; 0: none
-	mark   uint32
-	proto  uint8 // transport protocol of ep
+	// ep is the packet's endpoints as this observation saw them, nil
+	// when it showed none. Once added to a journey, it points into the
+	// builder's endpoint slabs (keepEP), never changed.
+	ep    *Endpoints
+	tun   *tunnelView // a sighting that showed both the packet and its tunnel packet
+	seq   int         // arrival order
+	num   uint64      // the number of the record (AddPacket, AddTrace or AddDrop call) it came from, of kind from
+	mark  uint32
+	from  obsSource // which kind of record it came from; 0: none
+	proto uint8     // transport protocol of ep
+	outer bool      // seen as (or in) the tunnel packet
+	kt    bool      // Time is the kernel's (frames, NFLOG), not hooktrace's receive time
 }
+
+// obsSource is the kind of record an observation came from.
+type obsSource uint8
+
+const (
+	fromPacket obsSource = iota + 1 // a frame or NFLOG message (AddPacket)
+	fromTrace                       // a trace event (AddTrace)
+	fromDrop                        // a kernel drop (AddDrop)
+)
 
 // NewJourneyBuilder returns an empty builder.
 func NewJourneyBuilder(opt JourneyOptions) *JourneyBuilder {
@@ -366,7 +377,7 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer bool) {
 		delete(b.early, fp)
 		for _, o := range early {
 			o.outer = outer
-			b.add(js, &o)
+			b.add(js, &o, o.ep)
 		}
 	}
 }
@@ -389,7 +400,7 @@ func (b *JourneyBuilder) merge(into, from *jstate) {
 	b.nopen--
 	for _, o := range from.obs {
 		o.outer = true
-		b.add(into, &o)
+		b.add(into, &o, o.ep)
 	}
 	for _, fp := range from.fps {
 		if e, ok := b.byFP[fp]; ok && e.js == from {
@@ -432,15 +443,43 @@ func (b *JourneyBuilder) freeObs(o []obs) {
 	b.pool.put(o, b.obsKept())
 }
 
+// epSlab is how many endpoints a slab of keepEP holds.
+const epSlab = 1024
+
+// keepEP returns a copy of *ep that stays as it is: journey js's last
+// one when equal (a packet's observations mostly see the same
+// endpoints), else a new one in the builder's slab (js nil: always). A
+// slab is never written again once full, so the observations of closed
+// journeys can be read on other goroutines; it goes when none points
+// into it.
+func (b *JourneyBuilder) keepEP(js *jstate, ep *Endpoints) *Endpoints {
+	if js != nil && js.ep != nil && (js.ep == ep || *js.ep == *ep) {
+		return js.ep
+	}
+	if len(b.eps) == cap(b.eps) {
+		b.eps = make([]Endpoints, 0, epSlab)
+	}
+	b.eps = append(b.eps, *ep)
+	kept := &b.eps[len(b.eps)-1]
+	if js != nil {
+		js.ep = kept
+	}
+	return kept
+}
+
 // obsKept is how many free observation slices the pool keeps: as many as
 // journeys are open, and at least 2048.
 func (b *JourneyBuilder) obsKept() int { return max(2048, b.nopen) }
 
-// add records an observation (a copy of o, which it completes).
-func (b *JourneyBuilder) add(js *jstate, o *obs) {
+// add records an observation (a copy of o, which it completes) that saw
+// the packet's endpoints as ep (nil: none; kept as a copy).
+func (b *JourneyBuilder) add(js *jstate, o *obs, ep *Endpoints) {
 	b.seq++
 	o.seq = b.seq
-	o.rank, o.prio = rankOf(o.step)
+	o.ep = nil
+	if ep != nil {
+		o.ep = b.keepEP(js, ep)
+	}
 	if o.at.After(js.last) {
 		js.last = o.at
 		b.touch(js)
@@ -587,8 +626,7 @@ func (b *JourneyBuilder) linkError(v *ipView, o *obs) bool {
 	}
 	o.step = b.steps.withKind(o.step, StepICMPError)
 	o.detail = icmpErrorName(v.proto, v.icmpType, v.icmpCode) + " from " + v.ep.Src.Addr().String()
-	o.hasEP = false
-	b.add(js, o)
+	b.add(js, o, nil)
 	return true
 }
 
@@ -599,8 +637,7 @@ func (b *JourneyBuilder) linkReset(js *jstate, v *ipView, o *obs) {
 	}
 	o.step = b.steps.withKind(o.step, StepReset)
 	o.detail = "TCP reset from " + v.ep.Src.String()
-	o.hasEP = false
-	b.add(js, o)
+	b.add(js, o, nil)
 }
 
 func (js *jstate) hasError(netns string) bool {
@@ -642,21 +679,23 @@ func (js *jstate) lastOuter(netns string) bool {
 func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 	b.drops++
 	b.advance(d.Time)
-	o := obs{at: d.Time, netns: d.Netns, step: b.steps.get(&stepWhat{Kind: StepDrop, Reason: d.Reason, Location: d.Location}), kt: true, drp: b.drops}
+	o := obs{at: d.Time, netns: d.Netns, step: b.steps.get(&stepWhat{Kind: StepDrop, Reason: d.Reason, Location: d.Location}), kt: true, num: b.drops - 1, from: fromDrop}
 	if b.opt.IfName != nil && d.Ifindex != 0 {
 		o.iface = b.opt.IfName(d.Netns, d.Ifindex)
 	}
 	var js *jstate
+	var ep *Endpoints
 	if d.Network != nil {
 		v, ok := readIP(d.Network)
 		if !ok {
 			b.stats.Unmatched++
 			return
 		}
-		o.ep, o.hasEP, o.proto = v.ep, true, v.proto
+		ep, o.proto = &v.ep, v.proto
 		e, found := b.find(v.fp, d.Time)
 		if !found {
 			if len(b.early) < b.opt.MaxOpen {
+				o.ep = b.keepEP(nil, ep)
 				b.early[v.fp] = append(b.early[v.fp], o)
 			} else {
 				b.stats.Unmatched++
@@ -677,7 +716,7 @@ func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 		}
 		o.detail = "probable"
 	}
-	b.add(js, &o)
+	b.add(js, &o, ep)
 }
 
 // close ends a journey: it leaves the indexes, and is assembled now,

@@ -417,7 +417,7 @@ func orOwn(netns string) string {
 // visitProto names the packet's transport protocol in a visit.
 func visitProto(v *visit) string {
 	for _, o := range v.obs {
-		if o.hasEP && o.proto != 0 {
+		if o.ep != nil && o.proto != 0 {
 			return protoName(o.proto)
 		}
 	}

@@ -62,7 +62,8 @@ var routingDropReasons = map[string]bool{
 	"IP_INVALID_SOURCE": true, "IP_LOCAL_SOURCE": true, "IP_INVALID_DEST": true, "IPV6_BAD_EXTHDR": false,
 }
 
-// rankOf places a step within its namespace's path.
+// rankOf places a step within its namespace's path: its rank, and its
+// order within a hook.
 func rankOf(st *stepWhat) (int, int64) {
 	switch st.Kind {
 	case StepCapture:
@@ -161,11 +162,11 @@ func (ord *obsOrder) put(all []obs) []*visit {
 			v.at = any
 		}
 		slices.SortStableFunc(v.obs, func(a, b *obs) int {
-			if a.rank != b.rank {
-				return cmp.Compare(a.rank, b.rank)
+			if a.step.rank != b.step.rank {
+				return cmp.Compare(a.step.rank, b.step.rank)
 			}
-			if a.prio != b.prio {
-				return cmp.Compare(a.prio, b.prio)
+			if a.step.prio != b.step.prio {
+				return cmp.Compare(a.step.prio, b.step.prio)
 			}
 			return cmp.Compare(a.seq, b.seq)
 		})
@@ -229,10 +230,10 @@ func addRoutes(visits []*visit, route func(string, nflog.RouteQuery) (nflog.Rout
 			if o.mark != 0 {
 				q.Mark = o.mark
 			}
-			if arrived && o.rank > rankPrerouting || !arrived && o.rank > rankOutput {
+			if arrived && o.step.rank > rankPrerouting || !arrived && o.step.rank > rankOutput {
 				continue
 			}
-			if o.hasEP && (!have || arrived) {
+			if o.ep != nil && (!have || arrived) {
 				q.Src, q.Dst = o.ep.Src.Addr(), o.ep.Dst.Addr()
 				q.SPort, q.DPort, q.Proto = o.ep.Src.Port(), o.ep.Dst.Port(), o.proto
 				have = true
@@ -250,7 +251,7 @@ func addRoutes(visits []*visit, route func(string, nflog.RouteQuery) (nflog.Rout
 			// addresses it was routed with, when prerouting's last chain
 			// did not show them.
 			for _, o := range v.obs {
-				if o.rank > rankRouteIn && o.rank < rankKernelDrop && o.hasEP {
+				if o.step.rank > rankRouteIn && o.step.rank < rankKernelDrop && o.ep != nil {
 					q.Src, q.Dst = o.ep.Src.Addr(), o.ep.Dst.Addr()
 					q.SPort, q.DPort = o.ep.Src.Port(), o.ep.Dst.Port()
 					break
@@ -271,8 +272,8 @@ func addRoutes(visits []*visit, route func(string, nflog.RouteQuery) (nflog.Rout
 		if !arrived && len(v.obs) > 0 {
 			at = v.obs[0].at
 		}
-		o := &obs{at: at, netns: v.netns, step: &stepWhat{Kind: StepRoute, Route: &d}, rank: rank}
-		i := sort.Search(len(v.obs), func(i int) bool { return v.obs[i].rank > rank })
+		o := &obs{at: at, netns: v.netns, step: &stepWhat{Kind: StepRoute, Route: &d, rank: rank}}
+		i := sort.Search(len(v.obs), func(i int) bool { return v.obs[i].step.rank > rank })
 		v.obs = append(v.obs[:i], append([]*obs{o}, v.obs[i:]...)...)
 	}
 }
@@ -281,15 +282,15 @@ func addRoutes(visits []*visit, route func(string, nflog.RouteQuery) (nflog.Rout
 // the packet's own (inner) or its tunnel packet's (outer).
 func (o *obs) epAt(outer bool) (Endpoints, bool) {
 	switch {
-	case !o.hasEP:
+	case o.ep == nil:
 		return Endpoints{}, false
 	case o.tun != nil: // a captured tunnel packet: both are known
 		if outer {
 			return o.tun.outer, true
 		}
-		return o.ep, true
+		return *o.ep, true
 	case o.outer == outer:
-		return o.ep, true
+		return *o.ep, true
 	}
 	return Endpoints{}, false
 }

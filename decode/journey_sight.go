@@ -305,7 +305,7 @@ func (b *JourneyBuilder) addFrame(s *Sighting) {
 	}
 	o := obs{
 		at: f.Time, netns: f.Netns, iface: f.Iface, step: captureStep(f.Dir),
-		ep: s.pv.inner.ep, hasEP: true, kt: true, proto: s.pv.inner.proto, pkt: b.packets,
+		kt: true, proto: s.pv.inner.proto, num: b.packets - 1, from: fromPacket,
 	}
 	js, ok := b.join(s, &o)
 	if !ok {
@@ -315,7 +315,7 @@ func (b *JourneyBuilder) addFrame(s *Sighting) {
 		f.Data = bytes.Clone(f.Data)
 		js.keepFrame(f, s.pv.inner, true)
 	}
-	b.add(js, &o)
+	b.add(js, &o, &s.pv.inner.ep)
 }
 
 // addNFLOG takes an NFLOG message: one of hooktrace's own (a packet
@@ -326,7 +326,7 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 	}
 	f := s.frame
 	v := &s.pv.inner
-	o := obs{at: f.Time, netns: f.Netns, step: s.step, ep: v.ep, hasEP: true, kt: true, mark: s.mark, proto: v.proto, pkt: b.packets}
+	o := obs{at: f.Time, netns: f.Netns, step: s.step, kt: true, mark: s.mark, proto: v.proto, num: b.packets - 1, from: fromPacket}
 	if hook := s.step.Hook; b.opt.IfName != nil {
 		if s.indev != 0 && (hook == "prerouting" || hook == "input" || hook == "forward") {
 			o.iface = b.opt.IfName(f.Netns, s.indev)
@@ -346,7 +346,7 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 				Len: len(f.Data) - s.ipOff, Data: bytes.Clone(f.Data[s.ipOff:])}, s.pv.inner, false)
 		}
 	}
-	b.add(js, &o)
+	b.add(js, &o, &v.ep)
 }
 
 // keepFrame makes f (with bytes of its own) the journey's first
@@ -364,10 +364,11 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 	b.traces++
 	b.advance(s.time)
 	var js *jstate
-	o := obs{trc: b.traces}
+	var ep *Endpoints
+	o := obs{num: b.traces - 1, from: fromTrace}
 	if s.hdr != nil {
-		v := s.pv.inner
-		o.ep, o.hasEP, o.proto = v.ep, true, v.proto
+		v := &s.pv.inner
+		ep, o.proto = &v.ep, v.proto
 		if e, found := b.find(v.fp, s.time); found {
 			js, o.outer = e.js, e.outer
 		} else {
@@ -376,7 +377,7 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 		}
 		b.indexReset(js, s.reset)
 		if js.frame.Data == nil {
-			js.keepFrame(capture.Frame{Time: s.time, Netns: s.netns, LinkType: capture.LinkTypeRaw, Len: len(s.hdr), Data: s.hdr}, v, false)
+			js.keepFrame(capture.Frame{Time: s.time, Netns: s.netns, LinkType: capture.LinkTypeRaw, Len: len(s.hdr), Data: s.hdr}, *v, false)
 		}
 		if old, ok := b.byTrace[s.traceID]; !ok || old != js {
 			b.byTrace[s.traceID] = js
@@ -400,5 +401,5 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 		return
 	}
 	o.at, o.netns, o.iface, o.step, o.mark = s.time, s.netns, s.iface, s.step, s.mark
-	b.add(js, &o)
+	b.add(js, &o, ep)
 }

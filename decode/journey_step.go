@@ -26,6 +26,10 @@ type stepWhat struct {
 	Location    string
 	Route       *RouteStep
 	Prefix      string
+	// rank and prio place the step within its namespace's path (rankOf):
+	// get sets them.
+	rank int
+	prio int64
 }
 
 // fullStep puts the observation's step together.
@@ -43,9 +47,9 @@ func (o *obs) fullStep() Step {
 // captureSteps describe frames captured on a device, by their direction.
 // They are shared: never changed.
 var captureSteps = [...]stepWhat{
-	capture.DirUnknown: {Kind: StepCapture, Dir: capture.DirUnknown.String()},
-	capture.DirIn:      {Kind: StepCapture, Dir: capture.DirIn.String()},
-	capture.DirOut:     {Kind: StepCapture, Dir: capture.DirOut.String()},
+	capture.DirUnknown: {Kind: StepCapture, Dir: capture.DirUnknown.String(), rank: rankUnknown},
+	capture.DirIn:      {Kind: StepCapture, Dir: capture.DirIn.String(), rank: rankArrive},
+	capture.DirOut:     {Kind: StepCapture, Dir: capture.DirOut.String(), rank: rankLeave},
 }
 
 // captureStep describes a frame captured on a device going way d.
@@ -53,7 +57,9 @@ func captureStep(d capture.Direction) *stepWhat {
 	if int(d) < len(captureSteps) {
 		return &captureSteps[d]
 	}
-	return &stepWhat{Kind: StepCapture, Dir: d.String()}
+	w := &stepWhat{Kind: StepCapture, Dir: d.String()}
+	w.rank, w.prio = rankOf(w)
+	return w
 }
 
 // StepTable keeps one copy of each description of a step that sightings
@@ -82,8 +88,10 @@ const (
 )
 
 // get returns a description equal to *w that never changes: t's copy
-// (made now if it had none), or a new one for a nil t.
+// (made now if it had none), or a new one for a nil t. It sets w's rank
+// and prio first.
 func (t *StepTable) get(w *stepWhat) *stepWhat {
+	w.rank, w.prio = rankOf(w)
 	if t == nil {
 		c := *w
 		return &c
