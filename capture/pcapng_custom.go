@@ -150,6 +150,9 @@ type customBlockError struct {
 
 func (e *customBlockError) Error() string { return e.msg }
 
+// zeroCRC stands for the checksum field while the checksum is computed.
+var zeroCRC [4]byte
+
 // parseCustom reads the body of a custom block (after type and length,
 // before the trailing length). A block of another enterprise, a damaged
 // one or one of a newer version gives a *customBlockError.
@@ -177,7 +180,7 @@ func parseCustom(order binary.ByteOrder, body []byte, rec *CustomRecord) error {
 		return &customBlockError{fmt.Sprintf("hooktrace %s record claims %d bytes in a %d-byte block", kind, end, len(d))}
 	}
 	crc := crc32.Update(0, castagnoli, d[:20])
-	crc = crc32.Update(crc, castagnoli, []byte{0, 0, 0, 0})
+	crc = crc32.Update(crc, castagnoli, zeroCRC[:])
 	crc = crc32.Update(crc, castagnoli, d[customHeaderLen:end])
 	if crc != want {
 		return &customBlockError{fmt.Sprintf("hooktrace %s record is damaged (checksum %08x, expected %08x)", kind, crc, want)}
@@ -190,7 +193,9 @@ func parseCustom(order binary.ByteOrder, body []byte, rec *CustomRecord) error {
 	if ts != 0 {
 		rec.Time = time.Unix(0, int64(ts))
 	}
-	rec.Netns = string(d[customHeaderLen : customHeaderLen+nlen])
+	if netns := d[customHeaderLen : customHeaderLen+nlen]; string(netns) != rec.Netns {
+		rec.Netns = string(netns) // else the last record's name: records of one namespace come in runs
+	}
 	rec.Payload = d[customHeaderLen+uint64(nlen) : end]
 	return nil
 }
