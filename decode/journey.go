@@ -132,6 +132,9 @@ type Journey struct {
 	// Incomplete: events may be missing (the kernel reported lost events
 	// while the journey was open).
 	Incomplete bool
+	// Selected: a frame a filter selected joined the journey
+	// (AddSelectedPacket, Sighting.Select).
+	Selected bool
 
 	nums  []uint64  // the array Packets, Traces and Drops are in (AssembleInto reuses it)
 	order *obsOrder // what putting the observations in order needed (AssembleInto reuses it)

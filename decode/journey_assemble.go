@@ -20,6 +20,7 @@ type PendingJourney struct {
 	frame       capture.Frame
 	frameIP     ipView
 	incomplete  bool
+	selected    bool
 	obs         []obs
 	quiet       []uint64
 	route       func(netns string, q nflog.RouteQuery) (nflog.RouteDecision, bool)
@@ -45,7 +46,7 @@ func (pj *PendingJourney) AssembleInto(j *Journey) {
 	if order == nil {
 		order = &obsOrder{}
 	}
-	*j = Journey{ID: pj.id, First: pj.first, Last: pj.last, Frame: pj.frame, Incomplete: pj.incomplete, order: order}
+	*j = Journey{ID: pj.id, First: pj.first, Last: pj.last, Frame: pj.frame, Incomplete: pj.incomplete, Selected: pj.selected, order: order}
 	visits := order.put(pj.obs)
 	if pj.route != nil {
 		addRoutes(visits, pj.route)

@@ -118,6 +118,7 @@ type jstate struct {
 	frameIP    ipView        // frame's innermost IP packet (its quoted bytes not kept)
 	ep         *Endpoints    // the endpoints kept last for its observations
 	incomplete bool
+	selected   bool     // a selected frame joined (Sighting.Select)
 	quiet      []uint64 // trace events (AddTrace numbers) that joined without a step of their own
 }
 
@@ -421,6 +422,7 @@ func (b *JourneyBuilder) merge(into, from *jstate) {
 		}
 	}
 	into.incomplete = into.incomplete || from.incomplete
+	into.selected = into.selected || from.selected
 	into.quiet = append(into.quiet, from.quiet...)
 	b.freeObs(from.obs)
 	from.obs = nil
@@ -496,6 +498,15 @@ func (b *JourneyBuilder) add(js *jstate, o *obs, ep *Endpoints) {
 func (b *JourneyBuilder) AddPacket(p *Packet) {
 	var s Sighting
 	s.ReadPacket(p, &b.steps)
+	b.AddSighting(&s)
+}
+
+// AddSelectedPacket is AddPacket for a frame a filter selected: its
+// journey is Selected.
+func (b *JourneyBuilder) AddSelectedPacket(p *Packet) {
+	var s Sighting
+	s.ReadPacket(p, &b.steps)
+	s.Select()
 	b.AddSighting(&s)
 }
 
@@ -747,7 +758,7 @@ func (b *JourneyBuilder) close(js *jstate) {
 		}
 	}
 	b.stats.Closed++
-	pj := PendingJourney{id: js.id, first: js.first, last: js.last, frame: js.frame, frameIP: js.frameIP, incomplete: js.incomplete,
+	pj := PendingJourney{id: js.id, first: js.first, last: js.last, frame: js.frame, frameIP: js.frameIP, incomplete: js.incomplete, selected: js.selected,
 		obs: js.obs, quiet: js.quiet, route: b.opt.Route, pool: b.pool, keep: b.obsKept()}
 	b.obsHint = min(b.obsHint+len(js.obs)-b.obsHint/16, 64*16)
 	js.obs = nil

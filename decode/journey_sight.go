@@ -44,7 +44,13 @@ type Sighting struct {
 	time    time.Time
 	hdr     []byte // the event's header snapshot (its own copy), nil without
 	quiet   bool   // the implicit end of a chain, which makes no step
+	// selected: a filter selected the frame (Select).
+	selected bool
 }
+
+// Select marks a frame's sighting as one a filter selected: the journey
+// it joins is Selected. Call it after reading the frame.
+func (s *Sighting) Select() { s.selected = true }
 
 type sightKind uint8
 
@@ -311,6 +317,7 @@ func (b *JourneyBuilder) addFrame(s *Sighting) {
 	if !ok {
 		return
 	}
+	js.selected = js.selected || s.selected
 	if js.frame.Data == nil || f.Time.Before(js.frame.Time) || !js.frameKT {
 		f.Data = bytes.Clone(f.Data)
 		js.keepFrame(f, s.pv.inner, true)
@@ -338,6 +345,7 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 	if !ok {
 		return
 	}
+	js.selected = js.selected || s.selected
 	if js.frame.Data == nil {
 		// An NFLOG copy: a device capture makes a better first sighting.
 		js.frameKT = false

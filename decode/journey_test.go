@@ -596,3 +596,45 @@ func BenchmarkJourneyEviction(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*50000)/b.Elapsed().Seconds(), "packets/s")
 }
+
+// TestJourneySelected: a journey is Selected when a frame a filter
+// selected joins it, whichever of its sightings that is (here after a
+// trace event of the tunnel packet started it); frames added plainly
+// select nothing.
+func TestJourneySelected(t *testing.T) {
+	inner := ipv4("10.42.0.1", "10.42.0.2", 55, 17, udpDgram(5000, 7777, "hello"))
+	outer := vxlanFrame("192.0.2.1", "192.0.2.2", 900, 42, inner)
+	other := ipv4("10.42.0.3", "10.42.0.4", 56, 6, tcpSeg(4000, 80, 1, 0, 0x02))
+	frame := func(us int, iface string, data []byte) *Packet {
+		return NewDecoder().Decode(capture.Frame{Time: at(us), Netns: "hostb", Iface: iface, Dir: capture.DirIn, LinkType: capture.LinkTypeEthernet, Len: len(data), Data: data})
+	}
+	for _, tc := range []struct {
+		name     string
+		selected []bool // of the tunnel packet's three sightings (two captures and the decapsulated one)
+		want     bool
+	}{
+		{"none", []bool{false, false, false}, false},
+		{"the first", []bool{true, false, false}, true},
+		{"the decapsulated one", []bool{false, false, true}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFeed(JourneyOptions{})
+			f.rule(1, "hostb", 0xd0, "underlayfw", "input", "input", 9, "udp dport 4789 accept", nflog.VerdictAccept, outer[14:])
+			for i, p := range []*Packet{frame(2, "ub", outer), frame(3, "ub2", outer), frame(4, "vx0", ether(inner))} {
+				if tc.selected[i] {
+					f.b.AddSelectedPacket(p)
+				} else {
+					f.b.AddPacket(p)
+				}
+			}
+			f.b.AddSelectedPacket(frame(5, "eth9", ether(other))) // another packet's journey
+			js := f.b.Flush()
+			if len(js) != 2 {
+				t.Fatalf("want two journeys, got %s", renderAll(js))
+			}
+			if js[0].Selected != tc.want || !js[1].Selected {
+				t.Errorf("selected: tunnel packet's journey %v (want %v), other %v (want true)", js[0].Selected, tc.want, js[1].Selected)
+			}
+		})
+	}
+}
