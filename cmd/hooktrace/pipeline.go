@@ -29,11 +29,13 @@ const (
 type chunk struct {
 	seq    uint64
 	frames []capture.Frame
-	nums   []uint64 // each frame's number in the input
-	arena  []byte   // the frames' bytes
-	texts  []chunkText
-	out    bytes.Buffer
-	err    error
+	// nums holds each frame's number in the input; 0 for a frame only
+	// the stage takes (addHidden).
+	nums  []uint64
+	arena []byte // the frames' bytes
+	texts []chunkText
+	out   bytes.Buffer
+	err   error
 
 	chunkRecords // replay of a recording: the frames and records in order
 }
@@ -158,6 +160,16 @@ func (p *pipeline) add(n uint64, f capture.Frame) error {
 		p.cur.entries = append(p.cur.entries, int32(len(p.cur.frames)-1))
 	}
 	return p.err()
+}
+
+// addHidden queues a frame (copied) that is neither printed nor written,
+// for the stage only: on replay with a filter, a frame the filter did not
+// pass still joins its packet's journey. For a pipeline with a stage.
+func (p *pipeline) addHidden(f capture.Frame) error {
+	if p.stage == nil {
+		return nil
+	}
+	return p.add(0, f)
 }
 
 // text queues text (copied) to be printed after the frames added so far
@@ -325,7 +337,10 @@ func (p *pipeline) write(c *chunk) {
 	}
 	err := c.err
 	if err == nil && p.pcapng != nil {
-		for _, f := range c.frames {
+		for i, f := range c.frames {
+			if c.nums[i] == 0 {
+				continue // hidden: for the stage only
+			}
 			if err = p.pcapng.WritePacket(f); err != nil {
 				err = fmt.Errorf("write pcapng: %w", err)
 				break

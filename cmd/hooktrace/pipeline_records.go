@@ -284,17 +284,18 @@ func (c *chunk) work(dec *decode.Decoder, recs *decode.RecordParser, steps *deco
 
 func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParser, steps *decode.StepTable, printer ui.PacketPrinter, tracer ui.TracePrinter) error {
 	if e >= 0 {
-		if printer == nil && !c.sighted {
+		shown := printer != nil && c.nums[e] != 0 // else nothing prints it
+		if !shown && !c.sighted {
 			return nil
 		}
-		if printer == nil && c.sights[e].ReadFrame(c.frames[e], steps) {
-			return nil // read without decoding it: nothing prints it
+		if !shown && c.sights[e].ReadFrame(c.frames[e], steps) {
+			return nil // read without decoding it
 		}
 		pkt := dec.Decode(c.frames[e])
 		if c.sighted {
 			c.sights[e].ReadPacket(pkt, steps)
 		}
-		if printer == nil {
+		if !shown {
 			return nil
 		}
 		return printer.Packet(c.nums[e], pkt)

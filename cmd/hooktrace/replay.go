@@ -8,6 +8,8 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/gopacket/gopacket"
+
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/capture/filter"
 	"github.com/hooktrace/hooktrace/decode"
@@ -128,10 +130,25 @@ func (c *frameCheck) pass(n uint64, f capture.Frame) bool {
 	if c.match == nil {
 		return true
 	}
-	ok, err := c.match.Match(int(f.LinkType), f.Data, f.Len)
+	lt, data, wireLen := f.LinkType, f.Data, f.Len
+	if lt == capture.LinkTypeNFLOG {
+		// libpcap cannot filter NFLOG messages: the filter looks at the
+		// packet inside, as a raw IP packet.
+		var nf decode.NFLOG
+		if nf.DecodeFromBytes(f.Data, gopacket.NilDecodeFeedback) != nil {
+			return false
+		}
+		lt, data = capture.LinkTypeRaw, nf.LayerPayload()
+		wireLen = len(data)
+	}
+	ok, err := c.match.Match(int(lt), data, wireLen)
 	if err != nil && !c.warned[f.LinkType|1<<31] {
 		c.warned[f.LinkType|1<<31] = true
-		c.warn(fmt.Errorf("packet %d: %v; packets of link type %d are skipped", n, err, f.LinkType))
+		if f.LinkType == capture.LinkTypeNFLOG {
+			c.warn(fmt.Errorf("packet %d: NFLOG messages are filtered by the packet they carry, as raw IP: %v; NFLOG messages are skipped", n, err))
+		} else {
+			c.warn(fmt.Errorf("packet %d: %v; packets of link type %d are skipped", n, err, f.LinkType))
+		}
 	}
 	return ok
 }

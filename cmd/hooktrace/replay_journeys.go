@@ -72,12 +72,14 @@ func newReplayJourneys(o *options, out *output, warn func(error)) *replayJourney
 		p := ui.NewText(&r.buf, time.Local)
 		r.traces, r.paths = p, p
 	}
+	r.paths = selectJourneys(o, r.paths)
 	return r
 }
 
-// frame feeds a frame that passed the filter, and what it showed the
-// journey builder when a worker read that already (s, else nil).
-func (r *replayJourneys) frame(f *capture.Frame, s *decode.Sighting) error {
+// frame feeds a frame, and what it showed the journey builder when a
+// worker read that already (s, else nil); selected says the filter passed
+// it (and there is none to pass).
+func (r *replayJourneys) frame(f *capture.Frame, s *decode.Sighting, selected bool) error {
 	if r.save != nil {
 		if err := r.save.Frame(f); err != nil {
 			return fmt.Errorf("write %s: %w", r.savePath, err)
@@ -89,9 +91,15 @@ func (r *replayJourneys) frame(f *capture.Frame, s *decode.Sighting) error {
 	if r.off {
 		return nil
 	}
-	if s != nil {
+	switch {
+	case s != nil:
+		if selected {
+			s.Select()
+		}
 		r.b.AddSighting(s)
-	} else {
+	case selected:
+		r.b.AddSelectedPacket(r.dec.Decode(*f))
+	default:
 		r.b.AddPacket(r.dec.Decode(*f))
 	}
 	if !r.show && r.b.Stats().Open+len(r.held) > maxHeldJourneys {
@@ -182,10 +190,80 @@ func (r *replayJourneys) print(fn func() error) error {
 func journeyPrinters(o *options) func(io.Writer) ui.JourneyPrinter {
 	return func(w io.Writer) ui.JourneyPrinter {
 		if o.json {
-			return ui.NewNDJSON(w)
+			return selectJourneys(o, ui.NewNDJSON(w))
 		}
-		return ui.NewText(w, time.Local)
+		return selectJourneys(o, ui.NewText(w, time.Local))
 	}
+}
+
+// selectJourneys returns p, or with a filter, p printing only the
+// journeys it selects (journeySelector).
+func selectJourneys(o *options, p ui.JourneyPrinter) ui.JourneyPrinter {
+	if o.filter == "" || p == nil {
+		return p
+	}
+	match, err := filter.NewSet(o.filter, filterSnaplen)
+	if err != nil {
+		return p // not met: replay compiled it already
+	}
+	return &journeySelector{p: p, match: match, dec: decode.NewDecoder()}
+}
+
+// journeySelector prints, on replay with a filter, the journeys of the
+// packets the filter selects: those a frame it passed joined (an NFLOG
+// message's packet counts), those of packets only trace events showed
+// whose header snapshot it passes, and those whose first frame carries,
+// in a tunnel, a packet it passes. Every frame and record joins the
+// journeys, so that a journey shown has all the file holds of it. It is
+// for one goroutine.
+type journeySelector struct {
+	p     ui.JourneyPrinter
+	match *filter.Set
+	dec   *decode.Decoder
+}
+
+func (s *journeySelector) Journey(j *decode.Journey) error {
+	if j.Selected || s.selects(j) {
+		return s.p.Journey(j)
+	}
+	return nil
+}
+
+// selects says whether the filter passes the packet of a journey no
+// frame it passed joined.
+func (s *journeySelector) selects(j *decode.Journey) bool {
+	f := j.Frame
+	if len(j.Packets) == 0 { // the header snapshot of a trace event
+		if ok, _ := s.match.Match(int(f.LinkType), f.Data, f.Len); ok {
+			return true
+		}
+	}
+	in := s.tunnelled(f)
+	if in == nil {
+		return false
+	}
+	ok, _ := s.match.Match(int(capture.LinkTypeRaw), in, len(in))
+	return ok
+}
+
+// tunnelled returns the innermost IP packet a frame carries in a tunnel
+// (an ICMP error's quoted packet aside); nil when it carries none.
+func (s *journeySelector) tunnelled(f capture.Frame) []byte {
+	p := s.dec.Decode(f)
+	off := -1
+	for i := range p.Layers {
+		l := &p.Layers[i]
+		if l.Quoted {
+			break
+		}
+		if l.Depth > 0 && (l.Proto == decode.ProtoIPv4 || l.Proto == decode.ProtoIPv6) && l.Err == nil {
+			off, _ = l.Span(f.Data)
+		}
+	}
+	if off < 0 || off >= len(f.Data) {
+		return nil
+	}
+	return f.Data[off:]
 }
 
 // stage builds the journeys over a chunk's frames and records, in order;
@@ -200,9 +278,9 @@ func (r *replayJourneys) stage(c *chunk) error {
 		var err error
 		switch {
 		case e >= 0 && c.sighted:
-			err = r.frame(&c.frames[e], &c.sights[e])
+			err = r.frame(&c.frames[e], &c.sights[e], c.nums[e] != 0)
 		case e >= 0:
-			err = r.frame(&c.frames[e], nil)
+			err = r.frame(&c.frames[e], nil, c.nums[e] != 0)
 		case c.recs[-e-1].finish:
 			err = r.finish()
 		case c.recs[-e-1].text == nil:
@@ -344,6 +422,17 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		names.FillIndex(&f)
 		n++
 		if !check.pass(n, f) {
+			// Not printed or written, it still joins its packet's journey.
+			switch {
+			case j.staged && !out.pipe.noSights.Load():
+				if err := out.pipe.addHidden(f); err != nil {
+					return err
+				}
+			case !j.staged && !j.off:
+				if err := j.frame(&f, nil, false); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if err := out.packet(n, f); err != nil {
@@ -351,7 +440,7 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		}
 		if j.staged {
 			// the stage takes it from the pipeline
-		} else if err := j.frame(&f, nil); err != nil {
+		} else if err := j.frame(&f, nil, true); err != nil {
 			return err
 		}
 		printed++

@@ -638,21 +638,34 @@ func tcpdumpKeeps(t *testing.T, tcpdump string, parts []string, expr string) (ti
 	return times, refused
 }
 
-// splitByLinkType returns file itself when all its packets have one link
-// type. libpcap cannot read a pcapng whose interfaces have different link
-// types, so such a file is split, with gopacket's reader, into one
-// nanosecond pcap per link type in a temporary directory.
+// splitByLinkType returns the file as tcpdump can filter it as hooktrace
+// does: the file itself when all its packets have one link type other
+// than NFLOG. libpcap cannot read a pcapng whose interfaces have
+// different link types, so such a file is split, with gopacket's reader,
+// into one nanosecond pcap per link type in a temporary directory; and
+// it cannot filter NFLOG messages (it refuses any protocol filter for
+// them), which hooktrace filters by the packet they carry: their payloads
+// go into a raw IP pcap, with their times.
 func splitByLinkType(t *testing.T, file string) []string {
 	t.Helper()
-	if !strings.HasSuffix(file, ".pcapng") {
-		return []string{file}
-	}
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r, err := pcapgo.NewNgReader(f, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+	var r interface {
+		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	}
+	var fileLink layers.LinkType
+	if strings.HasSuffix(file, ".pcapng") {
+		r, err = pcapgo.NewNgReader(f, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+	} else {
+		var pr *pcapgo.Reader
+		pr, err = pcapgo.NewReader(f)
+		if pr != nil {
+			r, fileLink = pr, pr.LinkType()
+		}
+	}
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
@@ -670,16 +683,19 @@ func splitByLinkType(t *testing.T, file string) []string {
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
-		lt, ok := ci.AncillaryData[0].(layers.LinkType)
-		if !ok {
-			t.Fatalf("%s: gopacket gave no link type", file)
+		lt := fileLink
+		if len(ci.AncillaryData) > 0 {
+			lt = ci.AncillaryData[0].(layers.LinkType)
+		}
+		if lt == linkTypeNFLOG {
+			lt, data = layers.LinkTypeRaw, nflogPayload(t, data)
 		}
 		if _, seen := byLink[lt]; !seen {
 			order = append(order, lt)
 		}
 		byLink[lt] = append(byLink[lt], frame{ci, data})
 	}
-	if len(order) <= 1 {
+	if len(order) <= 1 && !slices.Contains(order, layers.LinkTypeRaw) || len(order) == 0 {
 		return []string{file}
 	}
 	dir := t.TempDir()
@@ -696,6 +712,10 @@ func splitByLinkType(t *testing.T, file string) []string {
 		}
 		for _, fr := range byLink[lt] {
 			fr.ci.AncillaryData = nil
+			fr.ci.CaptureLength, fr.ci.Length = len(fr.data), max(fr.ci.Length, len(fr.data))
+			if lt == layers.LinkTypeRaw {
+				fr.ci.Length = len(fr.data) // an NFLOG message's packet, as hooktrace gives the filter
+			}
 			if err := w.WritePacket(fr.ci, fr.data); err != nil {
 				t.Fatal(err)
 			}
@@ -706,6 +726,31 @@ func splitByLinkType(t *testing.T, file string) []string {
 		parts = append(parts, name)
 	}
 	return parts
+}
+
+// linkTypeNFLOG is LINKTYPE_NFLOG, which gopacket does not name.
+const linkTypeNFLOG layers.LinkType = 239
+
+// nflogPayload returns the packet an NFLOG message carries (its
+// NFULA_PAYLOAD attribute), read here on its own: a 4-byte header, then
+// attributes of a 2-byte length (the attribute's, header included) and a
+// 2-byte type in the capturing host's order (little-endian here), each
+// padded to 4 bytes.
+func nflogPayload(t *testing.T, msg []byte) []byte {
+	const payloadType = 9
+	b := msg[min(4, len(msg)):]
+	for len(b) >= 4 {
+		n, typ := int(b[0])|int(b[1])<<8, int(b[2])|int(b[3])<<8
+		if n < 4 || n > len(b) {
+			break
+		}
+		if typ&0x7fff == payloadType {
+			return b[4:n]
+		}
+		b = b[min(len(b), (n+3)&^3):]
+	}
+	t.Logf("NFLOG message without a payload: % x", msg)
+	return nil
 }
 
 // minus returns the members of a (sorted, with repeats) not matched in b.
