@@ -170,19 +170,29 @@ func (e *explainRun) matches(j *decode.Journey) bool {
 		e.dec = decode.NewDecoder()
 	}
 	f := j.Frame
-	p := e.dec.Decode(f)
-	for i := len(p.Layers) - 1; i >= 0; i-- {
-		l := &p.Layers[i]
-		if l.Quoted || (l.Proto != decode.ProtoIPv4 && l.Proto != decode.ProtoIPv6) || l.Err != nil {
-			continue
-		}
-		off, _ := l.Span(f.Data)
-		ip := f.Data[off:]
+	if ip := innermostIP(e.dec, f); ip != nil {
 		ok, err := e.match.Match(int(capture.LinkTypeRaw), ip, len(ip))
 		return err == nil && ok
 	}
 	ok, err := e.match.Match(int(f.LinkType), f.Data, f.Len)
 	return err == nil && ok
+}
+
+// innermostIP returns the innermost IP packet a frame carries (in its
+// tunnels, outside an ICMP error's quote); nil when it carries none.
+func innermostIP(dec *decode.Decoder, f capture.Frame) []byte {
+	p := dec.Decode(f)
+	for i := len(p.Layers) - 1; i >= 0; i-- {
+		l := &p.Layers[i]
+		if l.Quoted || (l.Proto != decode.ProtoIPv4 && l.Proto != decode.ProtoIPv6) || l.Err != nil {
+			continue
+		}
+		if off, _ := l.Span(f.Data); off < len(f.Data) {
+			return f.Data[off:]
+		}
+		return nil
+	}
+	return nil
 }
 
 // sighted says whether a device capture or an NFLOG copy showed the

@@ -213,9 +213,9 @@ func selectJourneys(o *options, p ui.JourneyPrinter) ui.JourneyPrinter {
 // packets the filter selects: those a frame it passed joined (an NFLOG
 // message's packet counts), those of packets only trace events showed
 // whose header snapshot it passes, and those whose first frame carries,
-// in a tunnel, a packet it passes. Every frame and record joins the
-// journeys, so that a journey shown has all the file holds of it. It is
-// for one goroutine.
+// in a tunnel, a packet it passes (as explain selects). Every frame and
+// record joins the journeys, so that a journey shown has all the file
+// holds of it. It is for one goroutine.
 type journeySelector struct {
 	p     ui.JourneyPrinter
 	match *filter.Set
@@ -238,32 +238,14 @@ func (s *journeySelector) selects(j *decode.Journey) bool {
 			return true
 		}
 	}
-	in := s.tunnelled(f)
+	// The journey's own packet: the innermost, inside a tunnel when the
+	// frame carries one, as raw IP.
+	in := innermostIP(s.dec, f)
 	if in == nil {
 		return false
 	}
 	ok, _ := s.match.Match(int(capture.LinkTypeRaw), in, len(in))
 	return ok
-}
-
-// tunnelled returns the innermost IP packet a frame carries in a tunnel
-// (an ICMP error's quoted packet aside); nil when it carries none.
-func (s *journeySelector) tunnelled(f capture.Frame) []byte {
-	p := s.dec.Decode(f)
-	off := -1
-	for i := range p.Layers {
-		l := &p.Layers[i]
-		if l.Quoted {
-			break
-		}
-		if l.Depth > 0 && (l.Proto == decode.ProtoIPv4 || l.Proto == decode.ProtoIPv6) && l.Err == nil {
-			off, _ = l.Span(f.Data)
-		}
-	}
-	if off < 0 || off >= len(f.Data) {
-		return nil
-	}
-	return f.Data[off:]
 }
 
 // stage builds the journeys over a chunk's frames and records, in order;
