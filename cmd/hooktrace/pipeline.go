@@ -29,13 +29,12 @@ const (
 type chunk struct {
 	seq    uint64
 	frames []capture.Frame
-	// nums holds each frame's number in the input; 0 for a frame only
-	// the stage takes (addHidden).
-	nums  []uint64
-	arena []byte // the frames' bytes
-	texts []chunkText
-	out   bytes.Buffer
-	err   error
+	nums   []uint64 // each frame's number in the input
+	hidden []bool   // each frame's: only the stage takes it (addHidden)
+	arena  []byte   // the frames' bytes
+	texts  []chunkText
+	out    bytes.Buffer
+	err    error
 
 	chunkRecords // replay of a recording: the frames and records in order
 }
@@ -44,12 +43,13 @@ func (c *chunk) fits(n int) bool {
 	return len(c.frames) < chunkFrames && len(c.entries) < chunkEntries && len(c.arena)+n <= cap(c.arena)
 }
 
-func (c *chunk) add(n uint64, f capture.Frame) {
+func (c *chunk) add(n uint64, f capture.Frame, hidden bool) {
 	start := len(c.arena)
 	c.arena = append(c.arena, f.Data...)
 	f.Data = c.arena[start:len(c.arena):len(c.arena)]
 	c.frames = append(c.frames, f)
 	c.nums = append(c.nums, n)
+	c.hidden = append(c.hidden, hidden)
 }
 
 // chunkText is text printed before frame at of a chunk (at len(frames):
@@ -142,6 +142,10 @@ func (p *pipeline) add(n uint64, f capture.Frame) error {
 	if p.direct {
 		return p.addDirect(n, f)
 	}
+	return p.addFrame(n, f, false)
+}
+
+func (p *pipeline) addFrame(n uint64, f capture.Frame, hidden bool) error {
 	if p.ticked {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -155,21 +159,22 @@ func (p *pipeline) add(n uint64, f capture.Frame) error {
 	if len(f.Data) > cap(p.cur.arena) {
 		p.cur.arena = make([]byte, 0, len(f.Data))
 	}
-	p.cur.add(n, f)
+	p.cur.add(n, f, hidden)
 	if p.stage != nil {
 		p.cur.entries = append(p.cur.entries, int32(len(p.cur.frames)-1))
 	}
 	return p.err()
 }
 
-// addHidden queues a frame (copied) that is neither printed nor written,
-// for the stage only: on replay with a filter, a frame the filter did not
-// pass still joins its packet's journey. For a pipeline with a stage.
-func (p *pipeline) addHidden(f capture.Frame) error {
-	if p.stage == nil {
+// addHidden queues frame n (copied) that the pipeline neither prints nor
+// writes, for the stage only: on replay with a filter, a frame the filter
+// did not pass still joins its packet's journey. For a pipeline with a
+// stage.
+func (p *pipeline) addHidden(n uint64, f capture.Frame) error {
+	if p.stage == nil || p.direct {
 		return nil
 	}
-	return p.add(0, f)
+	return p.addFrame(n, f, true)
 }
 
 // text queues text (copied) to be printed after the frames added so far
@@ -325,7 +330,7 @@ func inOrder(in <-chan *chunk, each func(*chunk)) {
 }
 
 func (p *pipeline) recycle(c *chunk) {
-	c.frames, c.nums, c.arena, c.texts, c.err = c.frames[:0], c.nums[:0], c.arena[:0], c.texts[:0], nil
+	c.frames, c.nums, c.hidden, c.arena, c.texts, c.err = c.frames[:0], c.nums[:0], c.hidden[:0], c.arena[:0], c.texts[:0], nil
 	c.chunkRecords.reset()
 	c.out.Reset()
 	p.free <- c
@@ -338,8 +343,8 @@ func (p *pipeline) write(c *chunk) {
 	err := c.err
 	if err == nil && p.pcapng != nil {
 		for i, f := range c.frames {
-			if c.nums[i] == 0 {
-				continue // hidden: for the stage only
+			if c.hidden[i] {
+				continue // for the stage only
 			}
 			if err = p.pcapng.WritePacket(f); err != nil {
 				err = fmt.Errorf("write pcapng: %w", err)

@@ -284,7 +284,7 @@ func (c *chunk) work(dec *decode.Decoder, recs *decode.RecordParser, steps *deco
 
 func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParser, steps *decode.StepTable, printer ui.PacketPrinter, tracer ui.TracePrinter) error {
 	if e >= 0 {
-		shown := printer != nil && c.nums[e] != 0 // else nothing prints it
+		shown := printer != nil && !c.hidden[e] // else nothing prints it
 		if !shown && !c.sighted {
 			return nil
 		}

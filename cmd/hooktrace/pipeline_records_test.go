@@ -33,24 +33,14 @@ func TestReplayStaged(t *testing.T) {
 		{[]string{"--print", "host 1.2.3.4"}, false}, {[]string{"--json", "tcp port 50398"}, true},
 		{[]string{"--journeys"}, true}, {[]string{"--journeys", "--json", "icmp"}, true},
 	} {
-		args := tc.args
-		run := func(procs string) (string, string) {
-			var out, errb strings.Builder
-			cmd := exec.Command(hooktraceBin, append([]string{"-r", file}, args...)...)
-			cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)
-			cmd.Stdout, cmd.Stderr = &out, &errb
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("%v GOMAXPROCS=%s: %v: %s", args, procs, err, errb.String())
-			}
-			return out.String(), errb.String()
-		}
-		one, oneErr := run("1")
-		two, twoErr := run("2")
+		args := append([]string{"-r", file}, tc.args...)
+		one, oneErr := runOnCores(t, "1", args...)
+		two, twoErr := runOnCores(t, "2", args...)
 		if one != two || oneErr != twoErr {
-			t.Errorf("%v: output differs between one core and two", args)
+			t.Errorf("%v: output differs between one core and two", tc.args)
 		}
 		if strings.Contains(one, "journey") != tc.journeys || strings.Count(one, "\n") < 500 {
-			t.Errorf("%v: %d lines, journeys: %v (want %v)", args, strings.Count(one, "\n"), strings.Contains(one, "journey"), tc.journeys)
+			t.Errorf("%v: %d lines, journeys: %v (want %v)", tc.args, strings.Count(one, "\n"), strings.Contains(one, "journey"), tc.journeys)
 		}
 	}
 }
@@ -63,17 +53,7 @@ func TestReplayWriteKeepsRecords(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "incident.pcapng")
 	writeGenerated(t, file, func(w io.Writer) error { return synth.WriteIncident(w, 3000, 1) })
-	replay := func(procs string, args ...string) string {
-		t.Helper()
-		var out, errb strings.Builder
-		cmd := exec.Command(hooktraceBin, args...)
-		cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil || errb.Len() > 0 {
-			t.Fatalf("hooktrace %v: %v: %s", args, err, errb.String())
-		}
-		return out.String()
-	}
+	replay := func(procs string, args ...string) string { return runQuietly(t, procs, args...) }
 	want := replay("2", "--json", "-r", file)
 	for _, procs := range []string{"1", "2"} {
 		again := filepath.Join(dir, "again"+procs+".pcapng")
@@ -86,14 +66,45 @@ func TestReplayWriteKeepsRecords(t *testing.T) {
 		t.Fatalf("the recording shows no trace records or journeys: the test shows nothing")
 	}
 
+	// Standard input cannot be read twice: with a filter, -w writes the
+	// packets it keeps, and one line says the records are left out.
+	in, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
 	var errb strings.Builder
-	cmd := exec.Command(hooktraceBin, "-r", file, "-w", filepath.Join(dir, "tcp.pcapng"), "ether proto 0x0800")
-	cmd.Stderr = &errb
+	cmd := exec.Command(hooktraceBin, "-r", "-", "-w", filepath.Join(dir, "tcp.pcapng"), "tcp")
+	cmd.Stdin, cmd.Stderr = in, &errb
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("replay -w with a filter: %v: %s", err, errb.String())
 	}
-	// (The filter cannot take NFLOG messages: a second line says so.)
-	if got := errb.String(); strings.Count(got, "-w with a filter writes the packets it keeps only") != 1 || strings.Count(got, "\n") != strings.Count(got, "hooktrace: warning: ") {
+	if got := errb.String(); strings.Count(got, "-w with a filter on standard input writes the packets it keeps only") != 1 || strings.Count(got, "\n") != 1 {
 		t.Errorf("stderr: %q", got)
 	}
+}
+
+// runOnCores runs the hooktrace binary with args on procs cores (GOMAXPROCS) and
+// returns its standard output and standard error; a failed run fails the
+// test.
+func runOnCores(t testing.TB, procs string, args ...string) (stdout, stderr string) {
+	t.Helper()
+	var out, errb strings.Builder
+	cmd := exec.Command(hooktraceBin, args...)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("hooktrace %v, GOMAXPROCS=%s: %v: %s", args, procs, err, errb.String())
+	}
+	return out.String(), errb.String()
+}
+
+// runQuietly is runOnCores for a run that must not warn.
+func runQuietly(t testing.TB, procs string, args ...string) string {
+	t.Helper()
+	out, errb := runOnCores(t, procs, args...)
+	if errb != "" {
+		t.Fatalf("hooktrace %v, GOMAXPROCS=%s: %s", args, procs, errb)
+	}
+	return out
 }

@@ -43,38 +43,50 @@ func replay(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			return fmt.Errorf("compile filter: %w", err)
 		}
 	}
-	var src recordSource
-	warn := replayWarner(stderr, o.readFile)
-	if merging(o) {
-		m, err := openMerge(o, warn, stderr)
-		if err != nil {
-			return err
-		}
-		src = m
-	} else {
-		f, err := capture.Open(o.readFile)
-		if err != nil {
-			return err
-		}
-		if lts := f.LinkTypes(); len(lts) == 1 && !decode.SupportsLinkType(lts[0]) {
-			f.Close()
-			return fmt.Errorf("%s: unknown link type %d: hooktrace reads Ethernet, Linux cooked (SLL, SLL2), raw IP, loopback and NFLOG captures", f.Path(), lts[0])
-		}
-		src = f
-	}
-	defer src.Close()
 	if _, set := os.LookupEnv("GOGC"); !set {
 		defer debug.SetGCPercent(debug.SetGCPercent(replayGCPercent))
 	}
+	var pk picking
+	if o.writeFile != "" && match != nil && !readsStdin(o) {
+		// What the selected journeys were built from is written too: a
+		// first replay finds it.
+		picks, err := pickRecords(ctx, o, match)
+		if err != nil {
+			return err
+		}
+		pk.picks = picks
+	}
+	warn := replayWarner(stderr, o.readFile)
+	src, err := openRecordSource(o, warn, stderr)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
 	out, err := openOutput(o, stdout)
 	if err != nil {
 		return err
 	}
-	err = replayRecords(ctx, o, src, match, out, warn)
+	err = replayRecords(ctx, o, src, match, out, warn, pk)
 	if cerr := out.close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// openRecordSource opens the -r files to print: one, or several merged.
+func openRecordSource(o *options, warn func(error), stderr io.Writer) (recordSource, error) {
+	if merging(o) {
+		return openMerge(o, warn, stderr)
+	}
+	f, err := capture.Open(o.readFile)
+	if err != nil {
+		return nil, err
+	}
+	if lts := f.LinkTypes(); len(lts) == 1 && !decode.SupportsLinkType(lts[0]) {
+		f.Close()
+		return nil, fmt.Errorf("%s: unknown link type %d: hooktrace reads Ethernet, Linux cooked (SLL, SLL2), raw IP, loopback and NFLOG captures", f.Path(), lts[0])
+	}
+	return f, nil
 }
 
 // writeFrames prints and writes the frames of a live capture (which

@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,14 +28,7 @@ func TestReplayFilterSelects(t *testing.T) {
 	writeGenerated(t, file, func(w io.Writer) error { return synth.WriteIncident(w, 20000, 5) })
 	replay := func(procs string, args ...string) (string, string) {
 		t.Helper()
-		var out, errb strings.Builder
-		cmd := exec.Command(hooktraceBin, append([]string{"-r", file}, args...)...)
-		cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%v GOMAXPROCS=%s: %v: %s", args, procs, err, errb.String())
-		}
-		return out.String(), errb.String()
+		return runOnCores(t, procs, append([]string{"-r", file}, args...)...)
 	}
 	for _, mode := range []struct {
 		args  []string
@@ -117,6 +111,53 @@ func TestReplayFilterSelects(t *testing.T) {
 		}
 		if total := strings.Count(all, `"type":"`+mode.count+`"`); selected < total {
 			t.Errorf("%v: tcp, udp and icmp select %d %s lines in all, of %d", mode.args, selected, mode.count, total)
+		}
+	}
+}
+
+// TestReplayWriteFilteredIncident: -w with a filter on a recording writes
+// the frames the filter passes and everything the journeys it selects
+// were built from, so the written file, replayed, gives those journeys
+// (ids and print order aside: they follow arrival), on one core and on
+// two, and nothing else; it is smaller than the recording, and holds
+// every frame the filter passes.
+func TestReplayWriteFilteredIncident(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "incident.pcapng")
+	writeGenerated(t, file, func(w io.Writer) error { return synth.WriteIncident(w, 12000, 9) })
+	run := func(procs string, args ...string) string {
+		t.Helper()
+		return runQuietly(t, procs, args...)
+	}
+	ids := regexp.MustCompile(`"id":\d+,`)
+	journeySet := func(out string) []string {
+		lines := strings.Split(strings.TrimSuffix(ids.ReplaceAllString(out, ""), "\n"), "\n")
+		slices.Sort(lines)
+		return lines
+	}
+	packets := func(out string) int { return strings.Count(out, `"type":"packet"`) }
+	whole, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, expr := range []string{"tcp", "icmp", "udp port 4789"} {
+		want := journeySet(run("2", "--journeys", "--json", "-r", file, expr))
+		passing := packets(run("2", "--json", "-r", file, expr))
+		if len(want) < 50 {
+			t.Fatalf("%s: %d journeys: the test shows little", expr, len(want))
+		}
+		for _, procs := range []string{"1", "2"} {
+			part := filepath.Join(dir, "part"+procs+".pcapng")
+			run(procs, "-r", file, "-w", part, expr)
+			if got := journeySet(run("2", "--journeys", "--json", "-r", part)); !slices.Equal(got, want) {
+				t.Errorf("%s, GOMAXPROCS=%s: the file replays to %d journeys, the recording with the filter to %d, or they differ", expr, procs, len(got), len(want))
+			}
+			if n := packets(run("2", "--json", "-r", part, expr)); n != passing {
+				t.Errorf("%s, GOMAXPROCS=%s: the file holds %d frames the filter passes, the recording %d", expr, procs, n, passing)
+			}
+			if st, err := os.Stat(part); err != nil || st.Size() >= whole.Size() {
+				t.Errorf("%s, GOMAXPROCS=%s: the file is no smaller than the recording (%v)", expr, procs, err)
+			}
 		}
 	}
 }

@@ -55,10 +55,15 @@ type replayJourneys struct {
 	// file stays a recording.
 	save     *ui.IncidentWriter
 	savePath string
+	// With -w and a filter (replay_picks.go): picker notes, on the first
+	// replay, what the journeys the filter selects were built from;
+	// picks says, on the replay that writes, what to write.
+	picker *journeyPicker
+	picks  *recordPicks
 }
 
-func newReplayJourneys(o *options, out *output, warn func(error)) *replayJourneys {
-	r := &replayJourneys{dec: decode.NewDecoder(), rec: decode.NewRecording(), pipe: out.pipe, warn: warn}
+func newReplayJourneys(o *options, out *output, warn func(error), pk picking) *replayJourneys {
+	r := &replayJourneys{dec: decode.NewDecoder(), rec: decode.NewRecording(), pipe: out.pipe, warn: warn, picker: pk.picker, picks: pk.picks}
 	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{IfName: r.rec.IfName, Unassembled: true})
 	switch {
 	case o.journeys && o.json:
@@ -72,15 +77,18 @@ func newReplayJourneys(o *options, out *output, warn func(error)) *replayJourney
 		p := ui.NewText(&r.buf, time.Local)
 		r.traces, r.paths = p, p
 	}
+	if r.picker != nil {
+		r.paths = r.picker // the first replay of -w with a filter prints nothing
+	}
 	r.paths = selectJourneys(o, r.paths)
 	return r
 }
 
-// frame feeds a frame, and what it showed the journey builder when a
-// worker read that already (s, else nil); selected says the filter passed
-// it (and there is none to pass).
-func (r *replayJourneys) frame(f *capture.Frame, s *decode.Sighting, selected bool) error {
-	if r.save != nil {
+// frame feeds frame n of the input, and what it showed the journey
+// builder when a worker read that already (s, else nil); selected says
+// the filter passed it (or there is none).
+func (r *replayJourneys) frame(f *capture.Frame, n uint64, s *decode.Sighting, selected bool) error {
+	if r.save != nil && (selected || r.picks.frame(n)) {
 		if err := r.save.Frame(f); err != nil {
 			return fmt.Errorf("write %s: %w", r.savePath, err)
 		}
@@ -91,6 +99,7 @@ func (r *replayJourneys) frame(f *capture.Frame, s *decode.Sighting, selected bo
 	if r.off {
 		return nil
 	}
+	r.picker.tookFrame(n)
 	switch {
 	case s != nil:
 		if selected {
@@ -116,6 +125,7 @@ func (r *replayJourneys) giveUp() {
 	// Records that come later (a recording merged after an ordinary
 	// capture) still make their journeys: a builder as the first.
 	r.b = decode.NewJourneyBuilder(decode.JourneyOptions{IfName: r.rec.IfName, Unassembled: true})
+	r.picker.restart()
 	if r.pipe != nil {
 		r.pipe.noSights.Store(true) // the workers need not read frames for it any more
 	}
@@ -149,6 +159,7 @@ func (r *replayJourneys) take(kind capture.CustomKind, got decode.Recorded, s *d
 	if r.paths == nil {
 		return nil
 	}
+	r.picker.tookRecord(got, r.records)
 	if s != nil {
 		r.b.AddSighting(s)
 	} else {
@@ -162,7 +173,7 @@ func (r *replayJourneys) take(kind capture.CustomKind, got decode.Recorded, s *d
 // namespaces a merge renamed and the times --time-shift moved. Interface
 // names are written before the frames and drops that need them.
 func (r *replayJourneys) keep(kind capture.CustomKind, got decode.Recorded) error {
-	if r.save == nil {
+	if r.save == nil || !r.picks.record(got, r.records) {
 		return nil
 	}
 	err := r.save.Recorded(got)
@@ -186,10 +197,14 @@ func (r *replayJourneys) print(fn func() error) error {
 }
 
 // journeyPrinters makes the printers of the journeys the stage closed,
-// one for each of the pipeline's finishers.
-func journeyPrinters(o *options) func(io.Writer) ui.JourneyPrinter {
+// one for each of the pipeline's finishers (or the first replay's picker
+// for all).
+func journeyPrinters(o *options, picker *journeyPicker) func(io.Writer) ui.JourneyPrinter {
 	return func(w io.Writer) ui.JourneyPrinter {
-		if o.json {
+		switch {
+		case picker != nil:
+			return selectJourneys(o, picker)
+		case o.json:
 			return selectJourneys(o, ui.NewNDJSON(w))
 		}
 		return selectJourneys(o, ui.NewText(w, time.Local))
@@ -260,9 +275,9 @@ func (r *replayJourneys) stage(c *chunk) error {
 		var err error
 		switch {
 		case e >= 0 && c.sighted:
-			err = r.frame(&c.frames[e], &c.sights[e], c.nums[e] != 0)
+			err = r.frame(&c.frames[e], c.nums[e], &c.sights[e], !c.hidden[e])
 		case e >= 0:
-			err = r.frame(&c.frames[e], nil, c.nums[e] != 0)
+			err = r.frame(&c.frames[e], c.nums[e], nil, !c.hidden[e])
 		case c.recs[-e-1].finish:
 			err = r.finish()
 		case c.recs[-e-1].text == nil:
@@ -328,26 +343,29 @@ func (r *replayJourneys) finish() error {
 // the trace records and the journeys, until the source ends, ctx ends or
 // limit packets were printed. A damaged file gives what was complete
 // before the damage, journeys included, then the error.
-func replayRecords(ctx context.Context, o *options, src recordSource, match *filter.Set, out *output, warn func(error)) error {
+//
+// With -w and a filter, pk says what to write of a recording (pickRecords).
+func replayRecords(ctx context.Context, o *options, src recordSource, match *filter.Set, out *output, warn func(error), pk picking) error {
 	src.OnWarning(warn)
-	j := newReplayJourneys(o, out, warn)
+	j := newReplayJourneys(o, out, warn, pk)
 	if j.paths == nil {
 		// Nothing prints journeys (-w alone): none are built.
 		j.off = true
 		out.pipe.noSights.Store(true)
 	}
-	if out.pcapng != nil && match == nil {
-		// The replay writes the frames and every record, in order; the
-		// pipeline writes none. (With a filter, the pipeline writes the
-		// packets it passes, and no record: which records belong to them
-		// is known only once their journeys close.)
+	if out.pcapng != nil && (match == nil || pk.picks != nil) {
+		// The replay writes the frames and records, in order; the
+		// pipeline writes none. (With a filter on standard input, the
+		// pipeline writes the packets it passes, and no record: which
+		// records belong to them is known only once their journeys
+		// close, and the input cannot be read again.)
 		j.save, j.savePath = ui.NewIncidentWriter(out.pcapng, j.rec.IfName), o.writeFile
 		out.pipe.pcapng = nil
 	}
 	if !out.pipe.direct {
 		// Journeys are built and printed beside reading and printing.
 		j.staged = true
-		out.pipe.useStage(j.stage, journeyPrinters(o))
+		out.pipe.useStage(j.stage, journeyPrinters(o, pk.picker))
 	}
 	err := readRecords(ctx, src, match, out, o.count, j, warn)
 	var ferr error
@@ -383,7 +401,7 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		}
 		if rec.Custom != nil && out.pcapng != nil && j.save == nil && !warnedRecords {
 			warnedRecords = true
-			warn(errors.New("-w with a filter writes the packets it keeps only, without the recording's trace events, kernel drops, interface names and rulesets (without a filter -w keeps them all; the terminal UI's w keeps those of the packets its filter shows)"))
+			warn(errors.New("-w with a filter on standard input writes the packets it keeps only, without the recording's trace events, kernel drops, interface names and rulesets: keeping those of their journeys reads the input twice (from a file, -w with a filter keeps them)"))
 		}
 		if c := rec.Custom; c != nil && j.staged {
 			if c.Kind == capture.CustomInterface {
@@ -406,12 +424,12 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		if !check.pass(n, f) {
 			// Not printed or written, it still joins its packet's journey.
 			switch {
-			case j.staged && !out.pipe.noSights.Load():
-				if err := out.pipe.addHidden(f); err != nil {
+			case j.staged && (!out.pipe.noSights.Load() || j.picks != nil):
+				if err := out.pipe.addHidden(n, f); err != nil {
 					return err
 				}
-			case !j.staged && !j.off:
-				if err := j.frame(&f, nil, false); err != nil {
+			case !j.staged && (!j.off || j.picks != nil):
+				if err := j.frame(&f, n, nil, false); err != nil {
 					return err
 				}
 			}
@@ -422,7 +440,7 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		}
 		if j.staged {
 			// the stage takes it from the pipeline
-		} else if err := j.frame(&f, nil, true); err != nil {
+		} else if err := j.frame(&f, n, nil, true); err != nil {
 			return err
 		}
 		printed++
