@@ -42,6 +42,7 @@ type options struct {
 	json         bool
 	print        bool
 	journeys     bool // --journeys: print the journeys only
+	rulesets     bool // --rulesets: print a recording's ruleset snapshots only
 	filter       string
 	snaplen      int
 	ringBytes    int
@@ -93,6 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch {
+	case opts.rulesets:
+		err = printRulesets(ctx, opts, stdout, stderr)
 	case opts.readFile != "" && wantTUI(opts, stdout):
 		err = replayTUI(ctx, opts, stdout.(*os.File), stderr)
 	case opts.readFile != "":
@@ -138,7 +141,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&reads, "r", "read packets from `FILE` (pcap or pcapng, optionally gzip-compressed; - for standard input); repeat to merge several files in time order")
 	fs.Var(&shifts, "time-shift", "with -r: add `FILE=OFFSET` to every time in FILE, e.g. b.pcapng=-1.5ms (a signed duration, or seconds as editcap -t takes them); repeatable")
 	fs.IntVar(&o.speed, "speed", 0, "with -r in the terminal UI: play the file back at `N` times the speed it was captured (1, 2, 10; keys P, ., <, > pause, step and change it); 0, the default, loads it as fast as possible")
-	fs.StringVar(&o.writeFile, "w", "", "write captured packets to `FILE` as pcapng (with --print, --json or --journeys, also print); with -r and no filter, a recording's hooktrace records too (a merge becomes one recording)")
+	fs.StringVar(&o.writeFile, "w", "", "write captured packets to `FILE` as pcapng (with --print, --json or --journeys, also print); with -r, a recording's hooktrace records too (a merge becomes one recording; with a filter, those of the journeys it selects)")
 	fs.Var(&ifaces, "i", "capture on `IFACE`; repeat for several; any (the default) captures every interface")
 	fs.StringVar(&o.netns, "netns", "", "capture in network namespace `NS`: a name under /run/netns, a path such as /proc/PID/ns/net, pid:N, or all; several separated by commas")
 	fs.Uint64Var(&o.count, "c", 0, "stop after `N` packets")
@@ -147,6 +150,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.json, "json", false, "print NDJSON records, one per line (schema in README.md)")
 	fs.BoolVar(&o.print, "print", false, "print one text line per packet (the default when stdout is not a terminal)")
 	fs.BoolVar(&o.journeys, "journeys", false, "print only each packet's journey (where it went, which rules judged it, how it ended), not its packets and trace events: as text, or journey records with --json; with --trace, or -r (for any capture, not only recordings)")
+	fs.BoolVar(&o.rulesets, "rulesets", false, "with -r: print the ruleset snapshots a recording holds (each traced namespace's, as nft -a list ruleset gave it when --trace -w started), as text or ruleset records with --json; nothing else")
 	fs.IntVar(&o.snaplen, "s", 262144, "keep at most `BYTES` of each packet")
 	fs.IntVar(&o.ringBytes, "ring-size", 4<<20, "kernel ring `BYTES` per capture socket (two sockets per interface, one per direction)")
 	fs.DurationVar(&o.blockTimeout, "block-timeout", 10*time.Millisecond, "how long the kernel may hold a partly filled ring block")
@@ -160,7 +164,8 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&groups, "nflog", "listen to NFLOG `GROUPS` (comma-separated; -i nflog:N is the same) in every namespace captured; without -i, nothing else is captured")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hooktrace [-i IFACE]... [--netns NS] [--trace [--journeys]] [-w FILE] [--print|--json] [-c N] [FILTER EXPRESSION]\n"+
-			"       hooktrace -r FILE [-r FILE]... [--time-shift FILE=OFFSET]... [-w FILE] [--print|--json|--journeys [--json]] [-c N] [FILTER EXPRESSION]\n\n")
+			"       hooktrace -r FILE [-r FILE]... [--time-shift FILE=OFFSET]... [-w FILE] [--print|--json|--journeys [--json]] [-c N] [FILTER EXPRESSION]\n"+
+			"       hooktrace -r FILE [-r FILE]... --rulesets [--json]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -210,6 +215,9 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.dryRun && !o.trace {
 		return nil, errors.New("--dry-run shows what --trace would add: give --trace too")
+	}
+	if o.rulesets && (o.readFile == "" || o.print || o.journeys || o.writeFile != "" || o.filter != "" || o.count > 0 || o.speed > 0) {
+		return nil, errors.New("--rulesets prints the ruleset snapshots of a recording: give -r FILE (and --json for records), without --print, --journeys, -w, -c, --speed or a filter")
 	}
 	if o.snaplen <= 0 {
 		return nil, fmt.Errorf("-s %d: the snap length must be positive", o.snaplen)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,8 +162,22 @@ func TestRecordReplay(t *testing.T) {
 			}
 			// (Scenarios without rules of their own give no trace record:
 			// hooktrace's own chains are not printed.)
-			if lt, rt := recordsOf(t, live, "trace"), recordsOf(t, out, "trace"); len(lt) != len(rt) {
+			lt, rt := recordsOf(t, live, "trace"), recordsOf(t, out, "trace")
+			if len(lt) != len(rt) {
 				t.Errorf("%d trace records live, %d on replay", len(lt), len(rt))
+			}
+			// The recording's rulesets hold every rule a trace event named.
+			rulesets := map[string]string{}
+			for _, r := range recordsOf(t, runQuietly(t, "2", "-r", file, "--rulesets", "--json"), "ruleset") {
+				rulesets[r["netns"].(string)] += r["text"].(string)
+			}
+			for _, ev := range lt {
+				h, _ := ev["handle"].(float64)
+				table := fmt.Sprintf("table %s %s {", ev["family"], ev["table"])
+				if rs := rulesets[ev["netns"].(string)]; h != 0 && (!strings.Contains(rs, table) || !strings.Contains(rs, fmt.Sprintf("# handle %d\n", int(h)))) {
+					t.Errorf("the ruleset recorded for namespace %q lacks %s handle %d, which a trace event named:\n%s", ev["netns"], table, int(h), rs)
+					break
+				}
 			}
 			packets := len(recordsOf(t, out, "packet"))
 			if lp := len(recordsOf(t, live, "packet")); lp != packets {

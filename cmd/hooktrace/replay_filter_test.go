@@ -161,3 +161,32 @@ func TestReplayWriteFilteredIncident(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesets: --rulesets prints the ruleset snapshots a recording
+// holds, as text and as records, and nothing else; a capture without any
+// says so in one line; it does not go with a filter.
+func TestRulesets(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "incident.pcapng")
+	writeGenerated(t, file, func(w io.Writer) error { return synth.WriteIncident(w, 300, 1) })
+	out := runQuietly(t, "2", "-r", file, "--rulesets")
+	if !strings.HasPrefix(out, "# ruleset of namespace hxbench, recorded ") || !strings.Contains(out, "\ttype filter hook input priority 0; policy accept;\n") {
+		t.Errorf("text:\n%s", out)
+	}
+	var rec struct{ Type, Netns, Text string }
+	js := runQuietly(t, "2", "-r", file, "--rulesets", "--json")
+	if err := json.Unmarshal([]byte(js), &rec); err != nil || strings.Count(js, "\n") != 1 {
+		t.Fatalf("json %q: %v", js, err)
+	}
+	if rec.Type != "ruleset" || rec.Netns != "hxbench" || !strings.Contains(out, rec.Text) {
+		t.Errorf("json record %+v, text output:\n%s", rec, out)
+	}
+	out, errs := runOnCores(t, "2", "-r", filepath.Join("..", "..", "fixtures", "vxlan.pcap"), "--rulesets")
+	if out != "" || errs != "hooktrace: warning: no ruleset snapshot: only recordings of hooktrace --trace -w hold them\n" {
+		t.Errorf("a plain capture: stdout %q, stderr %q", out, errs)
+	}
+	code, _, errs := runHooktrace("-r", file, "--rulesets", "tcp")
+	if code != exitUsage || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "--rulesets") {
+		t.Errorf("with a filter: exit %d, %q", code, errs)
+	}
+}
