@@ -53,7 +53,8 @@ func checkSavedRuleset(t *testing.T, path string) {
 
 // TestTUISaveRecordedIncident records the rule-drop scenario with
 // --trace -w, opens the file in the terminal UI, selects the dropped
-// packet and saves its journey (W), then the dropped packets (w): each
+// packet and saves its journey (W), shows the recorded ruleset with the
+// dropping rule marked (R), then saves the dropped packets (w): each
 // saved file replays (hooktrace -r --json, without a warning) to the
 // same journeys as the recording, rule and verdicts included, and holds
 // the ruleset.
@@ -91,6 +92,22 @@ func TestTUISaveRecordedIncident(t *testing.T) {
 		t.Errorf("the saved journey's drop: %v", got[0]["drop"])
 	}
 	checkSavedRuleset(t, journey)
+
+	// R shows the recorded ruleset of the dropped packet's namespace,
+	// the rule that dropped it marked; esc goes back.
+	s.keys("R")
+	scr := s.waitText("Rulesets (R or esc")
+	marked := ""
+	for _, l := range strings.Split(scr, "\n") {
+		if strings.HasPrefix(l, "▶ ") {
+			marked = l
+		}
+	}
+	if !strings.Contains(scr, "table inet hxfilter {") || !strings.Contains(marked, "tcp dport 2222") || !strings.Contains(marked, "drop # handle") {
+		t.Errorf("the rulesets view marks %q:\n%s", marked, scr)
+	}
+	s.keys("Escape")
+	s.waitFor("the packet list again", func(scr string) bool { return !strings.Contains(scr, "Rulesets (") && strings.Contains(scr, "No. Time") })
 
 	time.Sleep(time.Second) // the next save's proposed name has another second
 	s.keys("w")

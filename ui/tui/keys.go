@@ -25,6 +25,7 @@ var keyHelp = [][2]string{
 	{"s, n, N", "search text in the packet lines; next / previous match"},
 	{":", "go to packet number"},
 	{"S", "statistics view"},
+	{"R", "rulesets of the namespaces the selected packet's journey crossed, as recorded (live: as now); the rule that dropped it marked"},
 	{"p", "pause / resume the view (loading goes on)"},
 	{"P, ., <, >", "playback (--speed): pause/resume, step one packet, slower/faster"},
 	{"w", "write the shown packets and their journeys' records to a pcapng file"},
@@ -54,15 +55,27 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		m.help = true
 		return nil
 	case "esc":
-		m.stats, m.maximised = false, false
+		m.stats, m.rulesets, m.maximised = false, false, false
 		return nil
 	case "S":
-		m.stats = !m.stats
+		m.stats, m.rulesets = !m.stats, false
 		m.statsTop = 0
+		return nil
+	case "R":
+		if m.rulesets {
+			m.rulesets = false
+		} else {
+			m.stats = false
+			m.openRulesets()
+		}
 		return nil
 	}
 	if m.stats {
 		m.statsKey(s)
+		return nil
+	}
+	if m.rulesets {
+		m.rulesetsKey(s)
 		return nil
 	}
 	switch s {

@@ -146,6 +146,10 @@ type Model struct {
 	help       bool
 	stats      bool
 	statsTop   int
+	// The rulesets view (rulesets.go): its lines and the first shown.
+	rulesets     bool
+	rulesetLines []string
+	rulesetTop   int
 
 	mode     inputMode
 	input    textinput.Model

@@ -29,6 +29,8 @@ func (m *Model) Render() string {
 		lines = m.helpView()
 	case m.stats:
 		lines = m.statsView(rect{0, 0, m.width, m.height - 1})
+	case m.rulesets:
+		lines = m.rulesetsView(rect{0, 0, m.width, m.height - 1})
 	default:
 		lines = m.panes()
 	}
