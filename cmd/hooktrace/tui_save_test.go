@@ -107,7 +107,9 @@ func TestTUISaveRecordedIncident(t *testing.T) {
 		t.Errorf("the rulesets view marks %q:\n%s", marked, scr)
 	}
 	s.keys("Escape")
-	s.waitFor("the packet list again", func(scr string) bool { return !strings.Contains(scr, "Rulesets (") && strings.Contains(scr, "No. Time") })
+	s.waitFor("the packet list again", func(scr string) bool {
+		return !strings.Contains(scr, "Rulesets (") && strings.Contains(scr, "No. Time")
+	})
 
 	time.Sleep(time.Second) // the next save's proposed name has another second
 	s.keys("w")
