@@ -170,7 +170,7 @@ func (e *explainRun) matches(j *decode.Journey) bool {
 		e.dec = decode.NewDecoder()
 	}
 	f := j.Frame
-	if ip := innermostIP(e.dec, f); ip != nil {
+	if ip, _ := innermostIP(e.dec, f); ip != nil {
 		ok, err := e.match.Match(int(capture.LinkTypeRaw), ip, len(ip))
 		return err == nil && ok
 	}
@@ -179,8 +179,9 @@ func (e *explainRun) matches(j *decode.Journey) bool {
 }
 
 // innermostIP returns the innermost IP packet a frame carries (in its
-// tunnels, outside an ICMP error's quote); nil when it carries none.
-func innermostIP(dec *decode.Decoder, f capture.Frame) []byte {
+// tunnels, outside an ICMP error's quote), and how many tunnels it is in;
+// nil when it carries none.
+func innermostIP(dec *decode.Decoder, f capture.Frame) (ip []byte, depth int) {
 	p := dec.Decode(f)
 	for i := len(p.Layers) - 1; i >= 0; i-- {
 		l := &p.Layers[i]
@@ -188,11 +189,11 @@ func innermostIP(dec *decode.Decoder, f capture.Frame) []byte {
 			continue
 		}
 		if off, _ := l.Span(f.Data); off < len(f.Data) {
-			return f.Data[off:]
+			return f.Data[off:], l.Depth
 		}
-		return nil
+		return nil, 0
 	}
-	return nil
+	return nil, 0
 }
 
 // sighted says whether a device capture or an NFLOG copy showed the

@@ -66,21 +66,29 @@ func TestReplayWriteKeepsRecords(t *testing.T) {
 		t.Fatalf("the recording shows no trace records or journeys: the test shows nothing")
 	}
 
-	// Standard input cannot be read twice: with a filter, -w writes the
-	// packets it keeps, and one line says the records are left out.
-	in, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	var errb strings.Builder
-	cmd := exec.Command(hooktraceBin, "-r", "-", "-w", filepath.Join(dir, "tcp.pcapng"), "tcp")
-	cmd.Stdin, cmd.Stderr = in, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("replay -w with a filter: %v: %s", err, errb.String())
-	}
-	if got := errb.String(); strings.Count(got, "-w with a filter on standard input writes the packets it keeps only") != 1 || strings.Count(got, "\n") != 1 {
-		t.Errorf("stderr: %q", got)
+	// Standard input cannot be read twice, named - or not: with a
+	// filter, -w writes the packets it keeps, and one line says the
+	// records are left out.
+	for _, name := range []string{"-", "/dev/stdin"} {
+		in, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errb strings.Builder
+		part := filepath.Join(dir, "tcp.pcapng")
+		cmd := exec.Command(hooktraceBin, "-r", name, "-w", part, "tcp")
+		cmd.Stdin, cmd.Stderr = io.MultiReader(in), &errb // a pipe, not the file
+		err = cmd.Run()
+		in.Close()
+		if err != nil {
+			t.Fatalf("replay -r %s -w with a filter: %v: %s", name, err, errb.String())
+		}
+		if got := errb.String(); strings.Count(got, "-w with a filter on standard input or a pipe writes the packets it keeps only") != 1 || strings.Count(got, "\n") != 1 {
+			t.Errorf("-r %s: stderr: %q", name, got)
+		}
+		if out := runQuietly(t, "2", "--json", "-r", part); !strings.Contains(out, `"type":"packet"`) || strings.Contains(out, `"type":"trace"`) {
+			t.Errorf("-r %s: the file -w wrote holds no packet, or trace events", name)
+		}
 	}
 }
 

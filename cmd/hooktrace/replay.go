@@ -46,17 +46,21 @@ func replay(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		defer debug.SetGCPercent(debug.SetGCPercent(replayGCPercent))
 	}
+	warn := replayWarner(stderr, o.readFile)
 	var pk picking
-	if o.writeFile != "" && match != nil && !readsStdin(o) {
+	if o.writeFile != "" && match != nil && readTwice(o) {
 		// What the selected journeys were built from is written too: a
 		// first replay finds it.
 		picks, err := pickRecords(ctx, o, match)
 		if err != nil {
 			return err
 		}
+		if ctx.Err() != nil {
+			warn(fmt.Errorf("interrupted while finding what the journeys were built from: %s is left as it was", o.writeFile))
+			return nil
+		}
 		pk.picks = picks
 	}
-	warn := replayWarner(stderr, o.readFile)
 	src, err := openRecordSource(o, warn, stderr)
 	if err != nil {
 		return err

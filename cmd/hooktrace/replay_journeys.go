@@ -253,10 +253,10 @@ func (s *journeySelector) selects(j *decode.Journey) bool {
 			return true
 		}
 	}
-	// The journey's own packet: the innermost, inside a tunnel when the
-	// frame carries one, as raw IP.
-	in := innermostIP(s.dec, f)
-	if in == nil {
+	// The journey's own packet, when the frame carries it in a tunnel,
+	// as raw IP.
+	in, depth := innermostIP(s.dec, f)
+	if in == nil || depth == 0 {
 		return false
 	}
 	ok, _ := s.match.Match(int(capture.LinkTypeRaw), in, len(in))
@@ -401,7 +401,7 @@ func readRecords(ctx context.Context, src recordSource, match *filter.Set, out *
 		}
 		if rec.Custom != nil && out.pcapng != nil && j.save == nil && !warnedRecords {
 			warnedRecords = true
-			warn(errors.New("-w with a filter on standard input writes the packets it keeps only, without the recording's trace events, kernel drops, interface names and rulesets: keeping those of their journeys reads the input twice (from a file, -w with a filter keeps them)"))
+			warn(errors.New("-w with a filter on standard input or a pipe writes the packets it keeps only, without the recording's trace events, kernel drops, interface names and rulesets: keeping those of their journeys reads the input twice (from a file, -w with a filter keeps them)"))
 		}
 		if c := rec.Custom; c != nil && j.staged {
 			if c.Kind == capture.CustomInterface {

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"slices"
+	"os"
 	"sync"
 
 	"github.com/hooktrace/hooktrace/capture/filter"
@@ -18,9 +18,9 @@ import (
 // those are is known only once a journey closes, up to a window after
 // them; so the input is replayed twice: first (pickRecords) to build the
 // journeys and note where in the input each selected journey's frames
-// and records are, then to write them with the rest. Standard input
-// cannot be read twice: there, only the frames the filter passes are
-// written.
+// and records are, then to write them with the rest. Standard input, a
+// pipe or a FIFO cannot be read twice: there, only the frames the filter
+// passes are written.
 
 // picking ties a replay to -w with a filter: the first replay's picker,
 // or the writing replay's picks. Both are nil otherwise.
@@ -128,7 +128,7 @@ func pickRecords(ctx context.Context, o *options, match *filter.Set) (*recordPic
 	}
 	defer src.Close()
 	first := *o
-	first.print, first.json, first.journeys = false, false, false // builds journeys (the picker's), prints nothing
+	first.print, first.json = false, false // builds journeys (the picker's; as many as --journeys asks), prints nothing
 	out := &output{out: bufio.NewWriter(io.Discard)}
 	out.shared = &lockedWriter{w: out.out}
 	out.pipe = newPipeline(out.shared, nil, nil)
@@ -138,9 +138,22 @@ func pickRecords(ctx context.Context, o *options, match *filter.Set) (*recordPic
 	return picker.picks(), nil
 }
 
-// readsStdin says whether an input is standard input.
-func readsStdin(o *options) bool {
-	return o.readFile == "-" || slices.Contains(o.readFiles, "-")
+// readTwice says whether every input can be read twice: a regular file
+// (not standard input, a pipe or a FIFO).
+func readTwice(o *options) bool {
+	files := o.readFiles
+	if len(files) == 0 {
+		files = []string{o.readFile}
+	}
+	for _, path := range files {
+		if path == "-" {
+			return false
+		}
+		if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
 }
 
 // bitset is a set of small numbers.
