@@ -119,8 +119,8 @@ func TestReplayFilterSelects(t *testing.T) {
 // the frames the filter passes and everything the journeys it selects
 // were built from, so the written file, replayed, gives those journeys
 // (ids and print order aside: they follow arrival), on one core and on
-// two, and nothing else; it is smaller than the recording, and holds
-// every frame the filter passes.
+// two, and nothing else; it is smaller than the recording, holds every
+// frame the filter passes, and tshark reads it without a warning.
 func TestReplayWriteFilteredIncident(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "incident.pcapng")
@@ -157,6 +157,10 @@ func TestReplayWriteFilteredIncident(t *testing.T) {
 			}
 			if st, err := os.Stat(part); err != nil || st.Size() >= whole.Size() {
 				t.Errorf("%s, GOMAXPROCS=%s: the file is no smaller than the recording (%v)", expr, procs, err)
+			}
+			// tshark reads it without a warning, and as many packets.
+			if n, all := tsharkPackets(t, part), packets(run("2", "--json", "-r", part)); n != all {
+				t.Errorf("%s, GOMAXPROCS=%s: tshark reads %d packets, hooktrace %d", expr, procs, n, all)
 			}
 		}
 	}
