@@ -2,6 +2,7 @@ package nflog
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,16 +38,26 @@ func commandOutput(nsPath, install, name string, args ...string) ([]byte, error)
 		return nil, &rulesetError{fmt.Sprintf("%s command not found: %s", name, install), exec.ErrNotFound}
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := startInNamespace(nsPath, cmd); err != nil {
 		return nil, err
 	}
 	if err := cmd.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s %s gave no answer within %v: killed", name, strings.Join(args, " "), commandTimeout)
+		}
 		return nil, classifyCommandError(name, stderr.String(), err)
 	}
 	return stdout.Bytes(), nil
 }
+
+// commandTimeout bounds a listing command (nft, iptables-save): one that
+// hangs must not hang hooktrace (the terminal UI lists rulesets on its
+// own goroutine). Listing 20,000 rules takes about 1.5 s.
+const commandTimeout = 15 * time.Second
 
 // classifyCommandError turns what a failed nft or iptables-save printed
 // into one line, and marks permission, support and missing-object

@@ -236,22 +236,23 @@ func (l liveIncident) IfName(netns string, index uint32) string {
 	return l.run.live.InterfaceName(netns, int(index))
 }
 
-// Rulesets lists a traced namespace's ruleset now; one that cannot be
-// listed is left out with a warning, as a recording leaves it out.
-func (l liveIncident) Rulesets(netns string) []decode.RulesetSnapshot {
+// Rulesets lists a traced namespace's ruleset now; the error says why
+// one could not be listed (a namespace that vanished, no nft).
+func (l liveIncident) Rulesets(netns string) ([]decode.RulesetSnapshot, error) {
 	var out []decode.RulesetSnapshot
+	var errs []error
 	for _, ref := range l.run.refs {
 		if ref.Name != netns {
 			continue
 		}
 		rs, err := nflog.LoadRuleset(ref.Path)
 		if err != nil {
-			l.run.warn(fmt.Errorf("ruleset snapshot left out of the saved file: %w", err))
+			errs = append(errs, fmt.Errorf("list the ruleset of namespace %q: %w", netns, err))
 			continue
 		}
 		out = append(out, decode.RulesetSnapshot{Time: time.Now(), Netns: netns, Text: rulesetText(rs)})
 	}
-	return out
+	return out, errors.Join(errs...)
 }
 
 // queuedRecords is the feed's source: the queue, until every source is

@@ -104,7 +104,7 @@ func (r *fileRecords) IfName(netns string, index uint32) string {
 
 // Rulesets returns the ruleset snapshots of a namespace the recording
 // held so far, for the UI's saves.
-func (r *fileRecords) Rulesets(netns string) []decode.RulesetSnapshot {
+func (r *fileRecords) Rulesets(netns string) ([]decode.RulesetSnapshot, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []decode.RulesetSnapshot
@@ -113,7 +113,7 @@ func (r *fileRecords) Rulesets(netns string) []decode.RulesetSnapshot {
 			out = append(out, rs)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // warner returns a function that holds a warning about src, up to

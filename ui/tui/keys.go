@@ -29,7 +29,7 @@ var keyHelp = [][2]string{
 	{"P, ., <, >", "playback (--speed): pause/resume, step one packet, slower/faster"},
 	{"w", "write the shown packets and their journeys' records to a pcapng file"},
 	{"W", "write the selected packet's journey (packets, trace events, drops) to a pcapng file, its summary beside it (.md)"},
-	{"esc", "cancel the prompt, close help or statistics"},
+	{"esc", "cancel the prompt, close help, statistics or rulesets"},
 	{"mouse", "wheel scrolls the pane under the pointer; click selects a packet or pane"},
 }
 
@@ -294,13 +294,24 @@ func (m *Model) findNext(dir int) {
 	m.setMessage("%q not found", m.search)
 }
 
-// wheel scrolls the pane under the pointer.
+// wheel scrolls the pane under the pointer, or the statistics or
+// rulesets view over them.
 func (m *Model) wheel(ms tea.Mouse) {
-	p := m.paneAt(ms.X, ms.Y)
 	key := "down"
 	if ms.Button == tea.MouseWheelUp {
 		key = "up"
 	}
+	if m.stats || m.rulesets {
+		for range 3 {
+			if m.stats {
+				m.statsKey(key)
+			} else {
+				m.rulesetsKey(key)
+			}
+		}
+		return
+	}
+	p := m.paneAt(ms.X, ms.Y)
 	old := m.focus
 	m.focus = p
 	for range 3 {
@@ -309,8 +320,12 @@ func (m *Model) wheel(ms tea.Mouse) {
 	m.focus = old
 }
 
-// click focuses the pane under the pointer and selects the packet.
+// click focuses the pane under the pointer and selects the packet (not
+// through the statistics or rulesets view, which hides them).
 func (m *Model) click(ms tea.Mouse) {
+	if m.stats || m.rulesets {
+		return
+	}
 	p := m.paneAt(ms.X, ms.Y)
 	m.setFocus(p)
 	if p == paneList {

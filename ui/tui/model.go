@@ -75,8 +75,9 @@ type IncidentContext interface {
 	// NFLOG messages and kernel drops carry only indexes.
 	IfName(netns string, index uint32) string
 	// Rulesets returns the ruleset snapshots of a namespace: a
-	// recording's, or one taken now.
-	Rulesets(netns string) []decode.RulesetSnapshot
+	// recording's, or one taken now; an error says why one could not be
+	// taken (the snapshots returned are good).
+	Rulesets(netns string) ([]decode.RulesetSnapshot, error)
 }
 
 // Counter is a named count a source reports.

@@ -31,10 +31,19 @@ func (m *Model) openRulesets() {
 	} else if r := m.selectedRow(); r >= 0 {
 		namespaces = []string{m.st.strs[m.st.rows[r].netns]}
 	}
+	if len(namespaces) == 0 {
+		m.setMessage("no packet selected: R shows the rulesets of the selected packet's namespaces")
+		return
+	}
 	var lines []string
 	mark := -1
+	var failed []string
 	for _, ns := range namespaces {
-		for _, rs := range m.opt.Incident.Rulesets(ns) {
+		snaps, err := m.opt.Incident.Rulesets(ns)
+		if err != nil {
+			failed = append(failed, strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		for _, rs := range snaps {
 			lines = append(lines, rulesetHeading(&rs))
 			at := -1
 			if drop != nil && drop.Netns == ns && drop.Handle != 0 {
@@ -50,9 +59,16 @@ func (m *Model) openRulesets() {
 			lines = append(lines, "")
 		}
 	}
-	if len(lines) == 0 {
+	switch {
+	case len(lines) == 0 && len(failed) > 0:
+		m.setMessage("%s", strings.Join(failed, "; "))
+		return
+	case len(lines) == 0:
 		m.setMessage("no ruleset recorded for %s", strings.Join(quoteAll(namespaces), ", "))
 		return
+	}
+	for _, f := range failed {
+		lines = append(lines, "# "+f)
 	}
 	m.rulesets, m.rulesetLines, m.rulesetTop = true, lines, max(0, mark-2)
 }

@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -62,6 +64,25 @@ func TestRulesetsView(t *testing.T) {
 	keys(m, "esc")
 	if m.rulesets || strings.Contains(m.Render(), rulesetMark) {
 		t.Error("esc left the view open")
+	}
+
+	// A source that cannot list them (a live one whose nft fails) says
+	// why, on R and after a save.
+	m.opt.Incident.(*recordingSource).rulesetErr = errors.New("list the ruleset of namespace \"hxbench\": nft gave no answer")
+	keys(m, "R")
+	if m.rulesets || !strings.Contains(m.message, "nft gave no answer") {
+		t.Errorf("R with a failing source: open %v, message %q", m.rulesets, m.message)
+	}
+	saveAs(t, m, "W", filepath.Join(t.TempDir(), "j.pcapng"))
+	if !strings.Contains(m.message, "written to") || !strings.Contains(m.message, "; ruleset left out: list the ruleset of namespace \"hxbench\": nft gave no answer") {
+		t.Errorf("save with a failing source: %q", m.message)
+	}
+	// No packet selected.
+	keys(m, "/")
+	m.input.SetValue("port 1") // in place of the filter shown
+	keys(m, "enter", "R")
+	if m.rulesets || !strings.Contains(m.message, "no packet selected") {
+		t.Errorf("R with no packet: open %v, message %q", m.rulesets, m.message)
 	}
 
 	// Without rulesets to show.

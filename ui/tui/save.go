@@ -48,7 +48,7 @@ func (m *Model) save(path string) {
 	default:
 		msg += ", with their journeys' " + strings.Join(with[:len(with)-1], ", ") + " and " + with[len(with)-1]
 	}
-	m.setMessage("%s", msg)
+	m.setMessage("%s%s", msg, n.leftOut())
 }
 
 // savedCounts counts what a save wrote.
@@ -57,6 +57,8 @@ type savedCounts struct {
 	nflog  int // of the frames, NFLOG messages the filter did not show
 	traces int
 	drops  int
+	// rulesetsLeft says why a namespace's ruleset could not be written.
+	rulesetsLeft error
 }
 
 // add counts a record.
@@ -102,7 +104,7 @@ func (m *Model) writePcapng(path string) (savedCounts, error) {
 	}
 	err := m.writeFile(path, func(w *capture.PcapngWriter) error {
 		iw := m.incidentWriter(w)
-		if err := m.writeRulesets(iw, jr.netns); err != nil {
+		if err := m.writeRulesets(iw, jr.netns, &got); err != nil {
 			return err
 		}
 		return m.st.merged(rows, jr.kept, func(r int) error {
@@ -215,8 +217,8 @@ func (m *Model) saveJourney(path string) {
 		m.setMessage("save failed: %v", err)
 		return
 	}
-	m.setMessage("journey %d: %s, %s, %s written to %s, its summary to %s", j.ID,
-		plural(n.frames, "packet"), plural(n.traces, "trace event"), plural(n.drops, "kernel drop"), path, ui.MarkdownPath(path))
+	m.setMessage("journey %d: %s, %s, %s written to %s, its summary to %s%s", j.ID,
+		plural(n.frames, "packet"), plural(n.traces, "trace event"), plural(n.drops, "kernel drop"), path, ui.MarkdownPath(path), n.leftOut())
 }
 
 func (m *Model) writeJourney(path string, j *decode.Journey, rows []int) (savedCounts, error) {
@@ -247,7 +249,7 @@ func (m *Model) writeJourney(path string, j *decode.Journey, rows []int) (savedC
 	}
 	err = m.writeFile(path, func(w *capture.PcapngWriter) error {
 		iw := m.incidentWriter(w)
-		if err := m.writeRulesets(iw, j.Namespaces()); err != nil {
+		if err := m.writeRulesets(iw, j.Namespaces(), &got); err != nil {
 			return err
 		}
 		return iw.Journey(j, recs)
@@ -305,19 +307,31 @@ func (m *Model) incidentWriter(w *capture.PcapngWriter) *ui.IncidentWriter {
 }
 
 // writeRulesets writes the ruleset snapshots of the namespaces the
-// source has.
-func (m *Model) writeRulesets(iw *ui.IncidentWriter, namespaces []string) error {
+// source has; one it could not have is left out, and got says why.
+func (m *Model) writeRulesets(iw *ui.IncidentWriter, namespaces []string, got *savedCounts) error {
 	if m.opt.Incident == nil {
 		return nil
 	}
 	for _, ns := range namespaces {
-		for _, rs := range m.opt.Incident.Rulesets(ns) {
+		snaps, err := m.opt.Incident.Rulesets(ns)
+		if err != nil && got.rulesetsLeft == nil {
+			got.rulesetsLeft = err
+		}
+		for _, rs := range snaps {
 			if err := iw.Ruleset(&rs); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// leftOut says, after a save's message, which ruleset was left out.
+func (n savedCounts) leftOut() string {
+	if n.rulesetsLeft == nil {
+		return ""
+	}
+	return "; ruleset left out: " + strings.ReplaceAll(n.rulesetsLeft.Error(), "\n", "; ")
 }
 
 func plural(n int, what string) string {

@@ -23,9 +23,10 @@ import (
 // hooktrace records; the interface names and rulesets are kept by a
 // decode.Recording, which names them for saves too.
 type recordingSource struct {
-	f     *capture.File
-	rec   *decode.Recording
-	frame capture.Frame
+	f          *capture.File
+	rec        *decode.Recording
+	frame      capture.Frame
+	rulesetErr error // Rulesets fails with it, when set
 }
 
 func openRecording(t *testing.T, path string) *recordingSource {
@@ -67,14 +68,17 @@ func (s *recordingSource) IfName(netns string, index uint32) string {
 	return s.rec.IfName(netns, index)
 }
 
-func (s *recordingSource) Rulesets(netns string) []decode.RulesetSnapshot {
+func (s *recordingSource) Rulesets(netns string) ([]decode.RulesetSnapshot, error) {
+	if s.rulesetErr != nil { // as a live source whose nft fails
+		return nil, s.rulesetErr
+	}
 	var out []decode.RulesetSnapshot
 	for _, rs := range s.rec.Rulesets() {
 		if rs.Netns == netns {
 			out = append(out, rs)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // replayJourneys builds the journeys of a recorded incident, as `hooktrace
@@ -233,7 +237,7 @@ func TestSaveIncidentJourney(t *testing.T) {
 	if got := saved[0]; got.Outcome != decode.OutcomeDropped || got.Drop == nil || !strings.Contains(got.Drop.Rule, "icmp type echo-request") {
 		t.Errorf("replayed %s, drop %+v", got.Outcome, got.Drop)
 	}
-	if rs := rec.Rulesets(want.Steps[0].Netns); len(rs) != 1 || !strings.Contains(rs[0].Text, "chain input") {
+	if rs, _ := rec.Rulesets(want.Steps[0].Netns); len(rs) != 1 || !strings.Contains(rs[0].Text, "chain input") {
 		t.Errorf("rulesets saved: %+v", rs)
 	}
 	if rec.IfName("hxbench", 2) != "eth0" {
