@@ -339,7 +339,7 @@ func (b *JourneyBuilder) newState() *jstate {
 // still, and they tell it by its id.
 func (b *JourneyBuilder) spareState(js *jstate) {
 	if len(b.spare) < b.obsKept() {
-		js.frame, js.frameIP, js.quiet = capture.Frame{}, ipView{}, nil // the closed journey has them
+		js.frame, js.frameIP, js.quiet, js.ep = capture.Frame{}, ipView{}, nil, nil // the closed journey has them (and its endpoints slab)
 		b.spare = append(b.spare, js)
 	}
 }
