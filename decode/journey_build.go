@@ -495,18 +495,16 @@ func (b *JourneyBuilder) add(js *jstate, o *obs, ep *Endpoints) {
 // AddPacket takes a decoded frame: a capture from a device, or an NFLOG
 // message (LINKTYPE_NFLOG). Frames that carry no IP packet are ignored.
 // p is not kept: what the journey needs is copied.
-func (b *JourneyBuilder) AddPacket(p *Packet) {
-	var s Sighting
-	s.ReadPacket(p, &b.steps)
-	b.AddSighting(&s)
-}
+func (b *JourneyBuilder) AddPacket(p *Packet) { b.addPacket(p, false) }
 
 // AddSelectedPacket is AddPacket for a frame a filter selected: its
 // journey is Selected.
-func (b *JourneyBuilder) AddSelectedPacket(p *Packet) {
+func (b *JourneyBuilder) AddSelectedPacket(p *Packet) { b.addPacket(p, true) }
+
+func (b *JourneyBuilder) addPacket(p *Packet, selected bool) {
 	var s Sighting
 	s.ReadPacket(p, &b.steps)
-	s.Select()
+	s.selected = selected
 	b.AddSighting(&s)
 }
 
@@ -568,10 +566,11 @@ func readPacket(p *Packet) (pv packetView, ok bool) {
 
 // join finds (or starts) the journey of a sighting of a packet, a
 // device capture or an NFLOG copy: by the packet's fingerprint, else by
-// its tunnel packet's; it indexes both, and marks the observation as of
-// the tunnel packet when there is one. ok is false when the sighting was
-// an ICMP error or a reset answering a known packet: it was added to
-// that packet's journey instead.
+// its tunnel packet's; it indexes both, marks the observation as of the
+// tunnel packet when there is one, and the journey as Selected when the
+// sighting is. ok is false when the sighting was an ICMP error or a reset
+// answering a known packet: it was added to that packet's journey
+// instead.
 func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 	pv := &s.pv
 	v, t := &pv.inner, o.at
@@ -605,6 +604,7 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 		}
 	}
 	b.indexReset(js, s.reset)
+	js.selected = js.selected || s.selected
 	return js, true
 }
 

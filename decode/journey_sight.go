@@ -317,7 +317,6 @@ func (b *JourneyBuilder) addFrame(s *Sighting) {
 	if !ok {
 		return
 	}
-	js.selected = js.selected || s.selected
 	if js.frame.Data == nil || f.Time.Before(js.frame.Time) || !js.frameKT {
 		f.Data = bytes.Clone(f.Data)
 		js.keepFrame(f, s.pv.inner, true)
@@ -345,7 +344,6 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 	if !ok {
 		return
 	}
-	js.selected = js.selected || s.selected
 	if js.frame.Data == nil {
 		// An NFLOG copy: a device capture makes a better first sighting.
 		js.frameKT = false

@@ -46,19 +46,26 @@ func (o *obs) fullStep() Step {
 
 // captureSteps describe frames captured on a device, by their direction.
 // They are shared: never changed.
-var captureSteps = [...]stepWhat{
-	capture.DirUnknown: {Kind: StepCapture, Dir: capture.DirUnknown.String(), rank: rankUnknown},
-	capture.DirIn:      {Kind: StepCapture, Dir: capture.DirIn.String(), rank: rankArrive},
-	capture.DirOut:     {Kind: StepCapture, Dir: capture.DirOut.String(), rank: rankLeave},
-}
+var captureSteps = func() (s [capture.DirOut + 1]stepWhat) {
+	for _, d := range []capture.Direction{capture.DirUnknown, capture.DirIn, capture.DirOut} {
+		s[d] = newCaptureStep(d)
+	}
+	return s
+}()
 
 // captureStep describes a frame captured on a device going way d.
 func captureStep(d capture.Direction) *stepWhat {
 	if int(d) < len(captureSteps) {
 		return &captureSteps[d]
 	}
-	w := &stepWhat{Kind: StepCapture, Dir: d.String()}
-	w.rank, w.prio = rankOf(w)
+	w := newCaptureStep(d)
+	return &w
+}
+
+// newCaptureStep makes the description of a frame captured going way d.
+func newCaptureStep(d capture.Direction) stepWhat {
+	w := stepWhat{Kind: StepCapture, Dir: d.String()}
+	w.rank, w.prio = rankOf(&w)
 	return w
 }
 
