@@ -33,12 +33,7 @@ func (p *NDJSON) Ruleset(s *decode.RulesetSnapshot) error {
 // was taken, in the printer's time zone), then the ruleset as `nft -a
 // list ruleset` gives it, ending with a newline.
 func (t *Text) Ruleset(s *decode.RulesetSnapshot) error {
-	b := append(t.b[:0], "# ruleset of "...)
-	if s.Netns == "" {
-		b = append(b, "the namespace hooktrace ran in"...)
-	} else {
-		b = append(append(b, "namespace "...), s.Netns...)
-	}
+	b := append(append(t.b[:0], "# ruleset of "...), RulesetNamespace(s.Netns)...)
 	b = append(b, ", recorded "...)
 	loc := t.loc
 	if loc == nil {
@@ -52,4 +47,13 @@ func (t *Text) Ruleset(s *decode.RulesetSnapshot) error {
 	t.b = b
 	_, err := t.w.Write(b)
 	return err
+}
+
+// RulesetNamespace names a ruleset snapshot's namespace in a heading:
+// "namespace NS", or for "" the one hooktrace ran in.
+func RulesetNamespace(netns string) string {
+	if netns == "" {
+		return "the namespace hooktrace ran in"
+	}
+	return "namespace " + netns
 }

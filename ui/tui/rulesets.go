@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hooktrace/hooktrace/decode"
+	"github.com/hooktrace/hooktrace/ui"
 )
 
 // The rulesets view (R) shows the ruleset snapshots of the namespaces the
@@ -64,7 +65,7 @@ func (m *Model) openRulesets() {
 		m.setMessage("%s", strings.Join(failed, "; "))
 		return
 	case len(lines) == 0:
-		m.setMessage("no ruleset recorded for %s", strings.Join(quoteAll(namespaces), ", "))
+		m.setMessage("no ruleset recorded for %s", namespaceList(namespaces))
 		return
 	}
 	for _, f := range failed {
@@ -75,11 +76,7 @@ func (m *Model) openRulesets() {
 
 // rulesetHeading names a snapshot's namespace and time.
 func rulesetHeading(rs *decode.RulesetSnapshot) string {
-	ns := "the namespace hooktrace ran in"
-	if rs.Netns != "" {
-		ns = "namespace " + rs.Netns
-	}
-	return fmt.Sprintf("# %s, %s", ns, rs.Time.UTC().Format("2006-01-02 15:04:05 UTC"))
+	return fmt.Sprintf("# %s, %s", ui.RulesetNamespace(rs.Netns), rs.Time.UTC().Format("2006-01-02 15:04:05 UTC"))
 }
 
 // droppingRule returns the line of text (a ruleset as nft -a lists it)
@@ -100,15 +97,16 @@ func droppingRule(text string, d *decode.Drop) int {
 	return -1
 }
 
-func quoteAll(ss []string) []string {
-	out := slices.Clone(ss)
-	for i, s := range out {
-		if s == "" {
-			s = "hooktrace's own namespace"
+// namespaceList lists namespace names for a message, hooktrace's own
+// ("") by that name.
+func namespaceList(namespaces []string) string {
+	names := slices.Clone(namespaces)
+	for i, ns := range names {
+		if ns == "" {
+			names[i] = "hooktrace's own namespace"
 		}
-		out[i] = s
 	}
-	return out
+	return strings.Join(names, ", ")
 }
 
 // rulesetsKey scrolls the rulesets view.
@@ -120,11 +118,5 @@ func (m *Model) rulesetsKey(s string) {
 
 // rulesetsView shows the rulesets view.
 func (m *Model) rulesetsView(r rect) []string {
-	lines := m.rulesetLines
-	m.rulesetTop = max(0, min(m.rulesetTop, len(lines)-(r.h-1)))
-	out := []string{m.theme.titleFocus.Render(fit(" Rulesets (R or esc: back; ▶ marks the rule that dropped the packet)", r.w))}
-	for i := m.rulesetTop; i < min(len(lines), m.rulesetTop+r.h-1); i++ {
-		out = append(out, fit(lines[i], r.w))
-	}
-	return pad(out, r)
+	return m.pageView(" Rulesets (R or esc: back; ▶ marks the rule that dropped the packet)", m.rulesetLines, &m.rulesetTop, r)
 }

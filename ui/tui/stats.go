@@ -17,10 +17,15 @@ func (m *Model) statsKey(s string) {
 // chains, the top conversations and the counts per namespace and
 // interface, over the packets the filter shows.
 func (m *Model) statsView(r rect) []string {
-	lines := m.statsLines()
-	m.statsTop = max(0, min(m.statsTop, len(lines)-(r.h-1)))
-	out := []string{m.theme.titleFocus.Render(fit(" Statistics (S or esc: back)", r.w))}
-	for i := m.statsTop; i < min(len(lines), m.statsTop+r.h-1); i++ {
+	return m.pageView(" Statistics (S or esc: back)", m.statsLines(), &m.statsTop, r)
+}
+
+// pageView shows a full-screen view of lines under a title, from line
+// *top on (kept within the lines).
+func (m *Model) pageView(title string, lines []string, top *int, r rect) []string {
+	*top = max(0, min(*top, len(lines)-(r.h-1)))
+	out := []string{m.theme.titleFocus.Render(fit(title, r.w))}
+	for i := *top; i < min(len(lines), *top+r.h-1); i++ {
 		out = append(out, fit(lines[i], r.w))
 	}
 	return pad(out, r)
