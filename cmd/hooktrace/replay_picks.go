@@ -141,11 +141,7 @@ func pickRecords(ctx context.Context, o *options, match *filter.Set) (*recordPic
 // readTwice says whether every input can be read twice: a regular file
 // (not standard input, a pipe or a FIFO).
 func readTwice(o *options) bool {
-	files := o.readFiles
-	if len(files) == 0 {
-		files = []string{o.readFile}
-	}
-	for _, path := range files {
+	for _, path := range o.readFiles {
 		if path == "-" {
 			return false
 		}
