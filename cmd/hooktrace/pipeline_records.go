@@ -335,32 +335,22 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParse
 }
 
 // writeInterleaved writes the chunk's output with the text of the
-// journeys the stage closed after the entries that closed them. Journeys
-// with no output between them go in one write.
+// journeys the stage closed after the entries that closed them.
 func (c *chunk) writeInterleaved(w io.Writer) error {
 	out, jout := c.out.Bytes(), c.jout.Bytes()
-	from, jsent, jto := 0, 0, 0 // out[:from] and jout[:jsent] are written; jout[jsent:jto] is due
+	from, jfrom := 0, 0
 	for k, cj := range c.journeys {
-		if to := int(c.marks[cj.at]); to > from {
-			if err := writeOutput(w, jout[jsent:jto], out[from:to]); err != nil {
-				return err
-			}
-			from, jsent = to, jto
-		}
-		jto = int(c.jmarks[k])
-	}
-	return writeOutput(w, jout[jsent:jto], out[from:])
-}
-
-// writeOutput writes a and b, each unless empty.
-func writeOutput(w io.Writer, a, b []byte) error {
-	for _, p := range [2][]byte{a, b} {
-		if len(p) == 0 {
-			continue
-		}
-		if _, err := w.Write(p); err != nil {
+		to, jto := int(c.marks[cj.at]), int(c.jmarks[k])
+		if _, err := w.Write(out[from:to]); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
+		if _, err := w.Write(jout[jfrom:jto]); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		from, jfrom = to, jto
+	}
+	if _, err := w.Write(out[from:]); err != nil {
+		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
 }
