@@ -14,6 +14,7 @@ import (
 type ipView struct {
 	fp    uint64 // 0 when the packet could not be read
 	proto uint8  // transport protocol number
+	ttl   uint8  // IPv4 TTL or IPv6 hop limit: not in the fingerprint (routers lower it)
 	ep    Endpoints
 	// TCP
 	tcpSeq, tcpAck uint32
@@ -41,7 +42,8 @@ var fpSeed = maphash.MakeSeed()
 // identification, total length and fragment field (for IPv6 the payload
 // length and flow label), and what identifies the segment: the TCP
 // sequence number and flags, the ICMP type, code, and echo id and
-// sequence, the UDP length and first 8 payload bytes. Addresses, ports,
+// sequence, the UDP length and first 12 payload bytes (all a trace
+// event's 20 transport header bytes show). Addresses, ports,
 // TTL and checksums are left out: NAT and routers change them.
 func readIP(b []byte) (v ipView, ok bool) {
 	if len(b) < 1 {
@@ -62,7 +64,7 @@ func readIP(b []byte) (v ipView, ok bool) {
 		if n := int(binary.BigEndian.Uint16(b[2:])); n >= ihl && n < len(b) {
 			b = b[:n] // without link-layer padding
 		}
-		v.proto = b[9]
+		v.proto, v.ttl = b[9], b[8]
 		src, _ := netip.AddrFromSlice(b[12:16])
 		dst, _ := netip.AddrFromSlice(b[16:20])
 		v.ep = Endpoints{Src: netip.AddrPortFrom(src, 0), Dst: netip.AddrPortFrom(dst, 0)}
@@ -82,6 +84,7 @@ func readIP(b []byte) (v ipView, ok bool) {
 		src, _ := netip.AddrFromSlice(b[8:24])
 		dst, _ := netip.AddrFromSlice(b[24:40])
 		v.ep = Endpoints{Src: netip.AddrPortFrom(src, 0), Dst: netip.AddrPortFrom(dst, 0)}
+		v.ttl = b[7]
 		next, rest := b[6], b[40:]
 	exts:
 		for i := 0; i < 8; i++ { // extension headers
@@ -142,10 +145,12 @@ func readIP(b []byte) (v ipView, ok bool) {
 		if v.proto == 17 && len(l4) >= 6 {
 			// The UDP length and the first payload bytes: an unconnected
 			// socket's datagrams with DF set all have IPv4 id 0, and IPv6
-			// has no id at all.
+			// has no id at all. Twelve of them reach past a QUIC short
+			// header's flags and 8-byte connection id into its packet
+			// number.
 			h.Write(l4[4:6])
 			if len(l4) > 8 {
-				h.Write(l4[8:min(len(l4), 16)])
+				h.Write(l4[8:min(len(l4), 20)])
 			}
 		}
 		if v.proto == 132 && len(l4) >= 8 {

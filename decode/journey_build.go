@@ -143,8 +143,12 @@ type obs struct {
 	from  obsSource // which kind of record it came from; 0: none
 	proto uint8     // transport protocol of ep
 	outer bool      // seen as (or in) the tunnel packet
-	kt    bool      // Time is the kernel's (frames, NFLOG), not hooktrace's receive time
+	ttl   uint8     // the packet's TTL or hop limit a frame or NFLOG copy showed
 }
+
+// kernelTime says whether the observation's time is the kernel's
+// (frames, NFLOG, kernel drops), not hooktrace's receive time.
+func (o *obs) kernelTime() bool { return o.from == fromPacket || o.from == fromDrop }
 
 // obsSource is the kind of record an observation came from.
 type obsSource uint8
@@ -344,8 +348,10 @@ func (b *JourneyBuilder) spareState(js *jstate) {
 	}
 }
 
-// index registers a fingerprint of the journey.
-func (b *JourneyBuilder) index(js *jstate, fp uint64, outer bool) {
+// index registers a fingerprint of the journey; again says the journey
+// holding it saw its packet where js's was just seen, so it holds it no
+// more.
+func (b *JourneyBuilder) index(js *jstate, fp uint64, outer, again bool) {
 	if fp == 0 {
 		return
 	}
@@ -353,6 +359,7 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer bool) {
 	switch {
 	case ok && e.js == js:
 		return
+	case again:
 	case ok && e.ambiguous:
 		if js.last.Sub(e.at) <= b.opt.Window {
 			return
@@ -381,6 +388,23 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer bool) {
 			b.add(js, &o, o.ep)
 		}
 	}
+}
+
+// sawAt says whether the journey has a bare sighting of its packet
+// (not in a tunnel packet) made where o was (a frame on the same device
+// going the same way, or an NFLOG copy from the same hook and group),
+// with the same TTL: a packet is seen there only once.
+func (js *jstate) sawAt(o *obs) bool {
+	if o.from != fromPacket {
+		return false
+	}
+	for i := range js.obs {
+		p := &js.obs[i]
+		if p.from == fromPacket && p.step == o.step && p.ttl == o.ttl && !p.outer && p.iface == o.iface && p.netns == o.netns {
+			return true
+		}
+	}
+	return false
 }
 
 // onlyHeaders says whether a journey knows its packet only from trace
@@ -584,7 +608,15 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 		}
 	}
 	encap := pv.depth > 0
+	// A journey that saw its packet, bare, where this bare one was seen
+	// is another packet's with the same fingerprint (a datagram sent
+	// again, QUIC packets alike in their first bytes): this one starts
+	// its own, and the fingerprint names it from now on. (Packets alike
+	// inside tunnel packets are left as they were: which of them a
+	// decapsulated sighting is, only the order of records could tell.)
 	e, byInner := b.find(v.fp, t)
+	again := byInner && !encap && e.js.sawAt(o)
+	byInner = byInner && !again
 	found, byOuter := byInner, false
 	if !found && encap {
 		e, byOuter = b.find(pv.outer.fp, t)
@@ -595,12 +627,12 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 		js = b.start(t)
 	}
 	if !byInner { // found by it, it is indexed already
-		b.index(js, v.fp, false)
+		b.index(js, v.fp, false, again)
 	}
 	if encap {
 		o.tun, o.outer = &tunnelView{name: pv.tunnel, vni: pv.vni, outer: pv.outer.ep}, true
 		if !byOuter {
-			b.index(js, pv.outer.fp, true)
+			b.index(js, pv.outer.fp, true, false)
 		}
 	}
 	b.indexReset(js, s.reset)
@@ -690,7 +722,7 @@ func (js *jstate) lastOuter(netns string) bool {
 func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 	b.drops++
 	b.advance(d.Time)
-	o := obs{at: d.Time, netns: d.Netns, step: b.steps.get(&stepWhat{Kind: StepDrop, Reason: d.Reason, Location: d.Location}), kt: true, num: b.drops - 1, from: fromDrop}
+	o := obs{at: d.Time, netns: d.Netns, step: b.steps.get(&stepWhat{Kind: StepDrop, Reason: d.Reason, Location: d.Location}), num: b.drops - 1, from: fromDrop}
 	if b.opt.IfName != nil && d.Ifindex != 0 {
 		o.iface = b.opt.IfName(d.Netns, d.Ifindex)
 	}

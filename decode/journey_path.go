@@ -153,7 +153,7 @@ func (ord *obsOrder) put(all []obs) []*visit {
 			if any.IsZero() || o.at.Before(any) {
 				any = o.at
 			}
-			if o.kt && o.step.Kind != StepICMPError && o.step.Kind != StepReset && (kt.IsZero() || o.at.Before(kt)) {
+			if o.kernelTime() && o.step.Kind != StepICMPError && o.step.Kind != StepReset && (kt.IsZero() || o.at.Before(kt)) {
 				kt = o.at
 			}
 		}

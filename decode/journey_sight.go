@@ -311,7 +311,7 @@ func (b *JourneyBuilder) addFrame(s *Sighting) {
 	}
 	o := obs{
 		at: f.Time, netns: f.Netns, iface: f.Iface, step: captureStep(f.Dir),
-		kt: true, proto: s.pv.inner.proto, num: b.packets - 1, from: fromPacket,
+		proto: s.pv.inner.proto, ttl: s.pv.inner.ttl, num: b.packets - 1, from: fromPacket,
 	}
 	js, ok := b.join(s, &o)
 	if !ok {
@@ -332,7 +332,7 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 	}
 	f := s.frame
 	v := &s.pv.inner
-	o := obs{at: f.Time, netns: f.Netns, step: s.step, kt: true, mark: s.mark, proto: v.proto, num: b.packets - 1, from: fromPacket}
+	o := obs{at: f.Time, netns: f.Netns, step: s.step, mark: s.mark, proto: v.proto, ttl: v.ttl, num: b.packets - 1, from: fromPacket}
 	if hook := s.step.Hook; b.opt.IfName != nil {
 		if s.indev != 0 && (hook == "prerouting" || hook == "input" || hook == "forward") {
 			o.iface = b.opt.IfName(f.Netns, s.indev)
@@ -379,7 +379,7 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 			js, o.outer = e.js, e.outer
 		} else {
 			js = b.start(s.time)
-			b.index(js, v.fp, false)
+			b.index(js, v.fp, false, false)
 		}
 		b.indexReset(js, s.reset)
 		if js.frame.Data == nil {

@@ -1,0 +1,97 @@
+package decode
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/nflog"
+)
+
+// withTTL returns a copy of IPv4 packet ip with TTL ttl.
+func withTTL(ip []byte, ttl uint8) []byte {
+	c := append([]byte(nil), ip...)
+	c[8] = ttl
+	return c
+}
+
+// TestJourneySameFingerprintAgain: packets alike in every field the
+// fingerprint covers (datagrams with IPv4 id 0 and the same payload) are
+// told apart when one is seen where the other was already: the same
+// device and direction, or the same hook's NFLOG copy, with the same TTL.
+// The same packet seen elsewhere, or there again with a lower TTL (after
+// a router), stays one journey.
+func TestJourneySameFingerprintAgain(t *testing.T) {
+	a := ipv4("10.71.0.1", "10.71.9.9", 0, 17, udpDgram(40001, 443, "same payload"))
+	b := ipv4("10.71.0.2", "10.71.9.9", 0, 17, udpDgram(40002, 443, "same payload"))
+	for _, tc := range []struct {
+		name string
+		feed func(f *feed)
+		want []string // each journey's flow and step kinds
+	}{
+		{"two datagrams on one device", func(f *feed) {
+			f.capture(1, "h", "eth0", capture.DirIn, ether(a))
+			f.capture(500_000, "h", "eth0", capture.DirIn, ether(b))
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture", "10.71.0.2:40002 > 10.71.9.9:443: capture"}},
+		{"the trace events after the second join it", func(f *feed) {
+			f.capture(1, "h", "eth0", capture.DirIn, ether(a))
+			f.rule(2, "h", 0x11, "fw", "input", "input", 3, "accept", nflog.VerdictAccept, a)
+			f.capture(500_000, "h", "eth0", capture.DirIn, ether(b))
+			f.rule(500_002, "h", 0x12, "fw", "input", "input", 4, "drop", nflog.VerdictDrop, b)
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture rule", "10.71.0.2:40002 > 10.71.9.9:443: capture rule"}},
+		{"two datagrams in one hook", func(f *feed) {
+			f.hook(1, "h", "input", true, a)
+			f.hook(500_000, "h", "input", true, b)
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: hook", "10.71.0.2:40002 > 10.71.9.9:443: hook"}},
+		{"one datagram on two devices", func(f *feed) {
+			f.capture(1, "h", "eth0", capture.DirIn, ether(a))
+			f.capture(5, "h", "veth1", capture.DirOut, ether(a))
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture capture"}},
+		{"one datagram both ways on one device", func(f *feed) {
+			f.capture(1, "h", "lo", capture.DirOut, ether(a))
+			f.capture(2, "h", "lo", capture.DirIn, ether(a))
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture capture"}},
+		{"one datagram back on a device after a router", func(f *feed) {
+			f.capture(1, "h", "eth0", capture.DirIn, ether(a))
+			f.capture(900, "h", "eth0", capture.DirIn, ether(withTTL(a, 62)))
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture capture"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFeed(JourneyOptions{})
+			tc.feed(f)
+			js := f.b.Flush()
+			var got []string
+			for _, j := range js {
+				var kinds []string
+				for _, s := range j.Steps {
+					kinds = append(kinds, string(s.Kind))
+				}
+				got = append(got, j.Flow.Src.String()+" > "+j.Flow.Dst.String()+": "+strings.Join(kinds, " "))
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("journeys:\n%s\nwant:\n%s\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"), renderAll(js))
+			}
+		})
+	}
+}
+
+// TestFingerprintUDPPayload: datagrams alike in their first 8 payload
+// bytes (a QUIC short header's flags and connection id) but not in the
+// next 4 (its packet number) have different fingerprints; bytes past
+// the 12th, which a trace event's header snapshot does not show, are
+// left out.
+func TestFingerprintUDPPayload(t *testing.T) {
+	fp := func(payload string) uint64 {
+		v, ok := readIP(ipv4("10.71.0.1", "10.71.9.9", 0, 17, udpDgram(40001, 443, payload)))
+		if !ok {
+			t.Fatalf("readIP(%q) failed", payload)
+		}
+		return v.fp
+	}
+	if fp("Acid1234PN01rest") == fp("Acid1234PN02rest") {
+		t.Error("payload bytes 9-12 left out of the fingerprint")
+	}
+	if fp("Acid1234PN01rest") != fp("Acid1234PN01REST") {
+		t.Error("payload bytes past the 12th in the fingerprint")
+	}
+}
