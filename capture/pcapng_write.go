@@ -109,7 +109,8 @@ func (p *PcapngWriter) WritePacket(f Frame) error {
 	return nil
 }
 
-// ifaceName is the name an interface gets in the file.
+// ifaceName is the name an interface gets in the file: "" for frames
+// that named none (read from a plain pcap), which come back without one.
 func ifaceName(iface string, ifindex int) string {
 	switch {
 	case iface != "":
@@ -117,7 +118,7 @@ func ifaceName(iface string, ifindex int) string {
 	case ifindex != 0:
 		return "if" + strconv.Itoa(ifindex)
 	}
-	return "unknown"
+	return ""
 }
 
 // pcapngTime is t in nanoseconds since 1970, which pcapng stores unsigned.
@@ -185,19 +186,24 @@ func (p *PcapngWriter) iface(netns, iface string, ifindex int, lt LinkType) (uin
 	}
 	name := ifaceName(iface, ifindex)
 	full, desc := fullName(netns, name), "interface "+name
+	if name == "" {
+		desc = "an unnamed interface"
+	}
 	if netns != "" {
 		desc += " in network namespace " + netns
 	}
 	b := binary.LittleEndian.AppendUint16(p.buf[:0], uint16(lt))
 	b = binary.LittleEndian.AppendUint16(b, 0)
 	b = binary.LittleEndian.AppendUint32(b, 262144)
-	b = appendOption(b, optIfName, []byte(full))
+	if full != "" {
+		b = appendOption(b, optIfName, []byte(full))
+	}
 	b = appendOption(b, optIfDesc, []byte(desc))
 	b = appendOption(b, optIfTsresol, []byte{9})
 	b = appendEndOfOptions(b)
 	p.buf = b
 	if err := p.writeBlock(blockInterface, b); err != nil {
-		return 0, fmt.Errorf("write pcapng interface block for %s: %w", full, err)
+		return 0, fmt.Errorf("write pcapng interface block for %s: %w", desc, err)
 	}
 	id := uint32(len(p.ifaces))
 	p.ifaces[k] = id

@@ -158,17 +158,20 @@ func TestPcapngWriterAllocatesNothing(t *testing.T) {
 	}
 }
 
+// TestPcapngWriterNamesUnknownInterfaces: a frame that gave only its
+// interface index is on "ifN"; one that gave no interface (a plain pcap's)
+// comes back with none.
 func TestPcapngWriterNamesUnknownInterfaces(t *testing.T) {
 	var buf bytes.Buffer
 	w, _ := NewPcapngWriter(&buf, "hooktrace test")
 	t0 := time.Unix(1767355200, 0)
-	for _, f := range []Frame{{Time: t0, Ifindex: 7, LinkType: 1, Data: []byte{1}}, {Time: t0, Netns: "hxs", LinkType: 1, Data: []byte{2}}} {
+	for _, f := range []Frame{{Time: t0, Ifindex: 7, LinkType: 1, Data: []byte{1}}, {Time: t0, Netns: "hxs", LinkType: 1, Data: []byte{2}}, {Time: t0, LinkType: 1, Data: []byte{3}}} {
 		if err := w.WritePacket(f); err != nil {
 			t.Fatal(err)
 		}
 	}
 	got, err := readAll(t, buf.Bytes())
-	if err != nil || len(got) != 2 || got[0].Iface != "if7" || got[1].Netns != "hxs" || got[1].Iface != "unknown" {
+	if err != nil || len(got) != 3 || got[0].Iface != "if7" || got[1].Netns != "hxs" || got[1].Iface != "" || got[2].Netns != "" || got[2].Iface != "" {
 		t.Fatalf("read back %v %+v", err, got)
 	}
 }

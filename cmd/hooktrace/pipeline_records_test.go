@@ -92,6 +92,21 @@ func TestReplayWriteKeepsRecords(t *testing.T) {
 	}
 }
 
+// TestReplayWritePlainCapture: a plain pcap written again with -w, as
+// pcapng, replays to the same packets and journeys: its frames, which
+// name no interface, come back naming none (not "unknown").
+func TestReplayWritePlainCapture(t *testing.T) {
+	again := filepath.Join(t.TempDir(), "vxlan.pcapng")
+	plain := filepath.Join("..", "..", "fixtures", "vxlan.pcap")
+	runQuietly(t, "2", "-r", plain, "-w", again)
+	for _, args := range [][]string{{"--print"}, {"--json"}, {"--journeys", "--json"}} {
+		want := runQuietly(t, "2", append(args, "-r", plain)...)
+		if got := runQuietly(t, "2", append(args, "-r", again)...); got != want || want == "" {
+			t.Errorf("%v: the pcapng -w wrote replays to other output:\n%s\nthe pcap:\n%s", args, got, want)
+		}
+	}
+}
+
 // runOnCores runs the hooktrace binary with args on procs cores (GOMAXPROCS) and
 // returns its standard output and standard error; a failed run fails the
 // test.
