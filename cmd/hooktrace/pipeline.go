@@ -352,7 +352,7 @@ func (p *pipeline) write(c *chunk) {
 			}
 		}
 	}
-	if err == nil && len(c.journeys) > 0 {
+	if err == nil && (len(c.journeys) > 0 || len(c.cut) > 0) {
 		err = c.writeInterleaved(p.out)
 	} else if err == nil && c.out.Len() > 0 {
 		if _, werr := p.out.Write(c.out.Bytes()); werr != nil {

@@ -46,6 +46,9 @@ type chunkRecords struct {
 	journeys []chunkJourney
 	jout     bytes.Buffer
 	jmarks   []int32
+	// cut lists, in order, the entries whose text the stage leaves out
+	// (trace events of packets a filter rejects).
+	cut []int
 }
 
 type chunkJourney struct {
@@ -74,6 +77,7 @@ func (r *chunkRecords) reset() {
 	// cleared (they are large), they keep old records' strings a while.
 	r.sights, r.tsights, r.sighted = r.sights[:0], r.tsights[:0], false
 	r.events = r.events[:0]
+	r.cut = r.cut[:0]
 	r.jout.Reset()
 }
 
@@ -334,22 +338,45 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParse
 	return nil
 }
 
-// writeInterleaved writes the chunk's output with the text of the
-// journeys the stage closed after the entries that closed them.
+// writeInterleaved writes the chunk's output, but for the text of the
+// entries the stage cut, with the text of the journeys the stage closed
+// after the entries that closed them.
 func (c *chunk) writeInterleaved(w io.Writer) error {
 	out, jout := c.out.Bytes(), c.jout.Bytes()
-	from, jfrom := 0, 0
+	from, jfrom, cut := 0, 0, 0
 	for k, cj := range c.journeys {
 		to, jto := int(c.marks[cj.at]), int(c.jmarks[k])
-		if _, err := w.Write(out[from:to]); err != nil {
-			return fmt.Errorf("write output: %w", err)
+		if err := c.writeUncut(w, from, to, &cut); err != nil {
+			return err
 		}
 		if _, err := w.Write(jout[jfrom:jto]); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		from, jfrom = to, jto
 	}
-	if _, err := w.Write(out[from:]); err != nil {
+	return c.writeUncut(w, from, len(out), &cut)
+}
+
+// writeUncut writes the chunk's output from byte from to byte to, but
+// for the text of the entries cut, from c.cut[*next] on (entries end on
+// marks, so a cut entry's text is wholly in or out of the range).
+func (c *chunk) writeUncut(w io.Writer, from, to int, next *int) error {
+	out := c.out.Bytes()
+	for ; *next < len(c.cut); *next++ {
+		k := c.cut[*next]
+		start, end := 0, int(c.marks[k])
+		if k > 0 {
+			start = int(c.marks[k-1])
+		}
+		if start >= to {
+			break
+		}
+		if _, err := w.Write(out[from:start]); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		from = end
+	}
+	if _, err := w.Write(out[from:to]); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil

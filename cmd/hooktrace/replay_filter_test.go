@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,10 +20,12 @@ import (
 // joins the journeys): for "tcp", those of TCP packets, tunnelled in
 // VXLAN or not. Its packet lines are those of the frames the filter
 // passes, as tcpdump's (a VXLAN frame is UDP), NFLOG messages going by
-// the packet they carry (libpcap cannot filter them); trace events are
-// all printed. Checked against the unfiltered output: a journey by the
-// layers of its first packet outside any ICMP error's quote, a packet
-// line by its outermost ones. On one core and on two.
+// the packet they carry (libpcap cannot filter them); its trace lines
+// those of the packets the filter passes. Checked against the unfiltered
+// output: a journey by the layers of its first packet outside any ICMP
+// error's quote, a packet line by its outermost ones, a trace line by
+// those of the latest header snapshot of its trace id in its namespace.
+// On one core and on two.
 func TestReplayFilterSelects(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "incident.pcapng")
 	writeGenerated(t, file, func(w io.Writer) error { return synth.WriteIncident(w, 20000, 5) })
@@ -44,7 +47,8 @@ func TestReplayFilterSelects(t *testing.T) {
 			text   string
 			kind   string
 			nflog  bool
-			protos map[string]bool // a journey's outside quotes, a packet's outermost
+			protos map[string]bool // a journey's outside quotes, a packet's outermost, a trace event's snapshot's
+			trace  string          // a trace event's namespace and id
 		}
 		parsed := make([]line, len(lines))
 		for i, l := range lines {
@@ -54,7 +58,9 @@ func TestReplayFilterSelects(t *testing.T) {
 					Proto string `json:"proto"`
 					Depth int    `json:"depth"`
 				} `json:"layers"`
-				LinkType int `json:"linktype"`
+				LinkType int    `json:"linktype"`
+				Netns    string `json:"netns"`
+				ID       any    `json:"id"` // a trace event's is a string, a journey's a number
 				Packet   *struct {
 					Layers []struct {
 						Proto  string `json:"proto"`
@@ -66,6 +72,9 @@ func TestReplayFilterSelects(t *testing.T) {
 				t.Fatalf("%v: line %d: %v: %s", mode.args, i, err, l)
 			}
 			parsed[i] = line{text: l, kind: r.Type, nflog: r.LinkType == 239, protos: map[string]bool{}}
+			if r.Type == "trace" {
+				parsed[i].trace = fmt.Sprint(r.Netns, " ", r.ID)
+			}
 			for _, ly := range r.Layers {
 				if ly.Depth == 0 {
 					parsed[i].protos[ly.Proto] = true
@@ -82,10 +91,20 @@ func TestReplayFilterSelects(t *testing.T) {
 		selected := 0
 		for _, proto := range []string{"tcp", "udp", "icmp"} {
 			var want strings.Builder
-			n, nflogs := 0, 0
+			n, nflogs, traces := 0, 0, 0
+			passed := map[string]bool{} // by trace id: whether the latest snapshot was of a proto packet
 			for _, l := range parsed {
 				if (l.kind == "journey" || l.kind == "packet") && !l.protos[proto] {
 					continue
+				}
+				if l.kind == "trace" {
+					if len(l.protos) > 0 {
+						passed[l.trace] = l.protos[proto]
+					}
+					if !passed[l.trace] {
+						continue
+					}
+					traces++
 				}
 				want.WriteString(l.text)
 				if l.kind == mode.count {
@@ -96,8 +115,8 @@ func TestReplayFilterSelects(t *testing.T) {
 				}
 			}
 			selected += n
-			if n < 100 || mode.count == "packet" && nflogs < 100 {
-				t.Fatalf("%v %s: only %d lines to select (%d NFLOG messages)", mode.args, proto, n, nflogs)
+			if n < 100 || mode.count == "packet" && (nflogs < 100 || traces < 100) {
+				t.Fatalf("%v %s: only %d lines to select (%d NFLOG messages, %d trace events)", mode.args, proto, n, nflogs, traces)
 			}
 			for _, procs := range []string{"1", "2"} {
 				got, stderr := replay(procs, append(mode.args, proto)...)

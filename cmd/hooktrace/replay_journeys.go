@@ -60,6 +60,8 @@ type replayJourneys struct {
 	// picks says, on the replay that writes, what to write.
 	picker *journeyPicker
 	picks  *recordPicks
+	// traceSel, with a filter, says which trace events are printed.
+	traceSel *traceSelector
 }
 
 func newReplayJourneys(o *options, out *output, warn func(error), pk picking) *replayJourneys {
@@ -81,6 +83,11 @@ func newReplayJourneys(o *options, out *output, warn func(error), pk picking) *r
 		r.paths = r.picker // the first replay of -w with a filter prints nothing
 	}
 	r.paths = selectJourneys(o, r.paths)
+	if o.filter != "" && r.traces != nil {
+		if match, err := filter.NewSet(o.filter, filterSnaplen); err == nil { // else not met: replay compiled it already
+			r.traceSel = newTraceSelector(match)
+		}
+	}
 	return r
 }
 
@@ -135,7 +142,7 @@ func (r *replayJourneys) giveUp() {
 // skipped with a warning.
 func (r *replayJourneys) custom(c *capture.CustomRecord) error {
 	got, err := r.rec.TakeRecord(c)
-	if err == nil && got.Trace != nil && r.traces != nil {
+	if err == nil && got.Trace != nil && r.traces != nil && (r.traceSel == nil || r.traceSel.pass(got.Trace)) {
 		if err := r.print(func() error { return r.traces.Trace(got.Trace) }); err != nil {
 			return err
 		}
@@ -282,6 +289,9 @@ func (r *replayJourneys) stage(c *chunk) error {
 			err = r.finish()
 		case c.recs[-e-1].text == nil:
 			rec := &c.recs[-e-1]
+			if r.traceSel != nil && rec.parsed && rec.err == nil && rec.got.Trace != nil && !r.traceSel.pass(rec.got.Trace) {
+				c.cut = append(c.cut, k) // a worker printed it: the writer leaves it out
+			}
 			switch {
 			case rec.parsed && rec.err == nil && rec.got.Trace != nil && c.sighted:
 				err = r.take(rec.custom.Kind, rec.got, &c.tsights[rec.sight], nil)

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/binary"
+
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/capture/filter"
+	"github.com/hooktrace/hooktrace/decode"
+)
+
+// traceSelector says, on replay with a filter, which trace events to
+// print: those of the packets the filter passes, as tcpdump would print
+// only those packets. An event with the packet's header snapshot (the
+// first of each base chain, and every iptables-legacy TRACE line) is
+// judged by it, as raw IP; the events after it follow that judgement, by
+// trace id in their namespace. An event with no snapshot whose trace id
+// no snapshot judged is not printed. It is for one goroutine.
+type traceSelector struct {
+	match *filter.Set
+	// Judgements by trace id: cur takes new ones; when it is full it
+	// becomes old, so that the ids of packets long gone are forgotten.
+	cur, old map[traceKey]bool
+	raw      []byte
+}
+
+// traceKey is a packet's trace id in its namespace.
+type traceKey struct {
+	netns string
+	id    uint32
+}
+
+// traceJudgements is how many trace ids a traceSelector's generation
+// holds.
+const traceJudgements = 1 << 16
+
+func newTraceSelector(match *filter.Set) *traceSelector {
+	return &traceSelector{match: match, cur: map[traceKey]bool{}, old: map[traceKey]bool{}}
+}
+
+// pass judges trace event t.
+func (s *traceSelector) pass(t *decode.TraceEvent) bool {
+	k := traceKey{t.Netns, t.ID}
+	if len(t.Network) == 0 {
+		if ok, seen := s.cur[k]; seen {
+			return ok
+		}
+		return s.old[k]
+	}
+	s.raw = append(append(s.raw[:0], t.Network...), t.Transport...)
+	ok, _ := s.match.Match(int(capture.LinkTypeRaw), s.raw, ipLength(s.raw))
+	if len(s.cur) >= traceJudgements {
+		s.cur, s.old = make(map[traceKey]bool, traceJudgements), s.cur
+	}
+	s.cur[k] = ok
+	return ok
+}
+
+// ipLength is the length the IP header of b says its packet has (a
+// snapshot holds the headers only), or len(b) when it says none.
+func ipLength(b []byte) int {
+	switch {
+	case len(b) >= 20 && b[0]>>4 == 4:
+		return max(len(b), int(binary.BigEndian.Uint16(b[2:])))
+	case len(b) >= 40 && b[0]>>4 == 6:
+		return max(len(b), 40+int(binary.BigEndian.Uint16(b[4:])))
+	}
+	return len(b)
+}
