@@ -43,6 +43,12 @@ func TestJourneySameFingerprintAgain(t *testing.T) {
 			f.hook(1, "h", "input", true, a)
 			f.hook(500_000, "h", "input", true, b)
 		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: hook", "10.71.0.2:40002 > 10.71.9.9:443: hook"}},
+		{"one datagram logged twice by a user's rules", func(f *feed) {
+			for _, us := range []int{1, 2} {
+				rec := nflogRecord(2, hookNums["input"], "fw drop", 0, 0, 0, a)
+				f.b.AddPacket(f.dec.Decode(capture.Frame{Time: at(us), Netns: "h", Iface: "nflog:5", LinkType: capture.LinkTypeNFLOG, Len: len(rec), Data: rec}))
+			}
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: nflog nflog"}},
 		{"one datagram on two devices", func(f *feed) {
 			f.capture(1, "h", "eth0", capture.DirIn, ether(a))
 			f.capture(5, "h", "veth1", capture.DirOut, ether(a))

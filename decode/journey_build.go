@@ -392,10 +392,11 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer, again bool) {
 
 // sawAt says whether the journey has a bare sighting of its packet
 // (not in a tunnel packet) made where o was (a frame on the same device
-// going the same way, or an NFLOG copy from the same hook and group),
-// with the same TTL: a packet is seen there only once.
+// going the same way, or hooktrace's NFLOG copy entering or leaving the
+// same hook), with the same TTL: a packet is seen there only once. (A
+// user's NFLOG rule may log it twice: two rules with one prefix.)
 func (js *jstate) sawAt(o *obs) bool {
-	if o.from != fromPacket {
+	if o.from != fromPacket || o.step.Kind != StepCapture && o.step.Kind != StepHook {
 		return false
 	}
 	for i := range js.obs {
