@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/hooktrace/hooktrace/fixtures/synth"
 )
@@ -211,5 +216,56 @@ func TestRulesets(t *testing.T) {
 	code, _, errs := runHooktrace("-r", file, "--rulesets", "tcp")
 	if code != exitUsage || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "--rulesets") {
 		t.Errorf("with a filter: exit %d, %q", code, errs)
+	}
+}
+
+// TestReplayFilterNFLOGSnaplen: an NFLOG message that copied only the
+// start of its packet (`log snaplen 48`) is filtered by the packet's
+// length on the wire, as its IP header gives it, as tcpdump filters a
+// frame cut by its snap length: a 1,028-byte datagram is "greater 200",
+// though 48 bytes of it came.
+func TestReplayFilterNFLOGSnaplen(t *testing.T) {
+	dgram := make([]byte, 1028)
+	dgram[0], dgram[8], dgram[9] = 0x45, 64, 17 // IPv4, TTL, UDP
+	binary.BigEndian.PutUint16(dgram[2:], uint16(len(dgram)))
+	copy(dgram[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+	binary.BigEndian.PutUint16(dgram[20:], 41305)
+	binary.BigEndian.PutUint16(dgram[22:], 5001)
+	binary.BigEndian.PutUint16(dgram[24:], uint16(len(dgram)-20))
+	// nfgenmsg (AF_INET, version 0, group 5), then attributes: a 2-byte
+	// length and type in host order (little-endian), padded to 4 bytes.
+	msg := []byte{2, 0, 0, 5}
+	attr := func(typ uint16, v []byte) {
+		msg = binary.LittleEndian.AppendUint16(msg, uint16(4+len(v)))
+		msg = binary.LittleEndian.AppendUint16(msg, typ)
+		msg = append(msg, v...)
+		for len(msg)%4 != 0 {
+			msg = append(msg, 0)
+		}
+	}
+	attr(1, []byte{0x08, 0x00, 1, 0}) // NFULA_PACKET_HDR: IPv4, input
+	attr(10, []byte("snap\x00"))      // NFULA_PREFIX
+	attr(9, dgram[:48])               // NFULA_PAYLOAD, cut at 48 bytes
+	file := filepath.Join(t.TempDir(), "nflog-snaplen.pcap")
+	out, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(out)
+	err = w.WriteFileHeader(65535, linkTypeNFLOG)
+	if err == nil {
+		err = w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1767355200, 0), CaptureLength: len(msg), Length: len(msg)}, msg)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for expr, want := range map[string]int{"greater 200": 1, "less 100": 0, "udp port 5001": 1} {
+		got := strings.Count(runQuietly(t, "2", "--json", "-r", file, expr), `"type":"packet"`)
+		if got != want {
+			t.Errorf("filter %q keeps %d packets, want %d", expr, got, want)
+		}
 	}
 }

@@ -538,6 +538,7 @@ var filterExprs = []string{
 	"tcp[tcpflags] & tcp-syn != 0",
 	"ip proto 47",
 	"udp port 4789 or udp port 8472",
+	"greater 200", // the length on the wire: an NFLOG message's packet by its IP header
 }
 
 // tcpdumpLine matches the time stamp that starts each packet's line.
@@ -714,7 +715,15 @@ func splitByLinkType(t *testing.T, file string) []string {
 			fr.ci.AncillaryData = nil
 			fr.ci.CaptureLength, fr.ci.Length = len(fr.data), max(fr.ci.Length, len(fr.data))
 			if lt == layers.LinkTypeRaw {
-				fr.ci.Length = len(fr.data) // an NFLOG message's packet, as hooktrace gives the filter
+				// An NFLOG message's packet, as hooktrace gives the
+				// filter: as long as its IP header says (NFLOG may copy
+				// only the start).
+				fr.ci.Length = len(fr.data)
+				if d := fr.data; len(d) >= 20 && d[0]>>4 == 4 {
+					fr.ci.Length = max(len(d), int(d[2])<<8|int(d[3]))
+				} else if len(d) >= 40 && d[0]>>4 == 6 {
+					fr.ci.Length = max(len(d), 40+(int(d[4])<<8|int(d[5])))
+				}
 			}
 			if err := w.WritePacket(fr.ci, fr.data); err != nil {
 				t.Fatal(err)
