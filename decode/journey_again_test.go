@@ -49,6 +49,19 @@ func TestJourneySameFingerprintAgain(t *testing.T) {
 				f.b.AddPacket(f.dec.Decode(capture.Frame{Time: at(us), Netns: "h", Iface: "nflog:5", LinkType: capture.LinkTypeNFLOG, Len: len(rec), Data: rec}))
 			}
 		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: nflog nflog"}},
+		{"one datagram on a cooked capture's bridge port and bridge", func(f *feed) {
+			// tcpdump -i any names no device: both frames are "in".
+			for _, us := range []int{1, 2} {
+				frame := append([]byte{0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00}, a...)
+				f.b.AddPacket(f.dec.Decode(capture.Frame{Time: at(us), Dir: capture.DirIn, LinkType: capture.LinkTypeLinuxSLL, Len: len(frame), Data: frame}))
+			}
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture capture"}},
+		{"a reset answers the segment sent again", func(f *feed) {
+			syn := ipv4("10.71.0.1", "10.71.9.9", 0, 6, tcpSeg(40001, 443, 100, 0, tcpSYN))
+			f.capture(1, "h", "eth0", capture.DirOut, ether(syn))
+			f.capture(1_000_000, "h", "eth0", capture.DirOut, ether(syn))
+			f.capture(1_000_300, "h", "eth0", capture.DirIn, ether(ipv4("10.71.9.9", "10.71.0.1", 0, 6, tcpSeg(443, 40001, 0, 101, tcpRST|tcpACK))))
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture", "10.71.0.1:40001 > 10.71.9.9:443: capture reset"}},
 		{"one datagram on two devices", func(f *feed) {
 			f.capture(1, "h", "eth0", capture.DirIn, ether(a))
 			f.capture(5, "h", "veth1", capture.DirOut, ether(a))
@@ -99,5 +112,25 @@ func TestFingerprintUDPPayload(t *testing.T) {
 	}
 	if fp("Acid1234PN01rest") != fp("Acid1234PN01REST") {
 		t.Error("payload bytes past the 12th in the fingerprint")
+	}
+}
+
+// TestJourneySameFingerprintAgainSteps: hooktrace's NFLOG copies of two
+// packets alike at one hook, read (as on replay with two cores) by
+// workers with step tables of their own, are two journeys, as when one
+// table read both.
+func TestJourneySameFingerprintAgainSteps(t *testing.T) {
+	a := ipv4("10.71.0.1", "10.71.9.9", 0, 17, udpDgram(40001, 443, "same payload"))
+	b := NewJourneyBuilder(JourneyOptions{})
+	dec := NewDecoder()
+	for _, us := range []int{1, 500_000} {
+		rec := nflogRecord(2, hookNums["input"], nflog.LogPrefixFirst, 0, 0, 0, a)
+		var steps StepTable // a worker's
+		var s Sighting
+		s.ReadPacket(dec.Decode(capture.Frame{Time: at(us), Netns: "h", Iface: "nflog:18516", LinkType: capture.LinkTypeNFLOG, Len: len(rec), Data: rec}), &steps)
+		b.AddSighting(&s)
+	}
+	if js := b.Flush(); len(js) != 2 {
+		t.Errorf("%d journeys, want 2:\n%s", len(js), renderAll(js))
 	}
 }

@@ -401,7 +401,9 @@ func (js *jstate) sawAt(o *obs) bool {
 	}
 	for i := range js.obs {
 		p := &js.obs[i]
-		if p.from == fromPacket && p.step == o.step && p.ttl == o.ttl && !p.outer && p.iface == o.iface && p.netns == o.netns {
+		// Steps alike are alike in value: each worker reading records on
+		// replay has a StepTable of its own.
+		if p.from == fromPacket && p.ttl == o.ttl && !p.outer && p.iface == o.iface && p.netns == o.netns && (p.step == o.step || *p.step == *o.step) {
 			return true
 		}
 	}
@@ -614,9 +616,10 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 	// again, QUIC packets alike in their first bytes): this one starts
 	// its own, and the fingerprint names it from now on. (Packets alike
 	// inside tunnel packets are left as they were: which of them a
-	// decapsulated sighting is, only the order of records could tell.)
+	// decapsulated sighting is, only the order of records could tell.
+	// So are sightings that do not say where they were made.)
 	e, byInner := b.find(v.fp, t)
-	again := byInner && !encap && e.js.sawAt(o)
+	again := byInner && !encap && s.placed() && e.js.sawAt(o)
 	byInner = byInner && !again
 	found, byOuter := byInner, false
 	if !found && encap {
@@ -636,18 +639,20 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 			b.index(js, pv.outer.fp, true, false)
 		}
 	}
-	b.indexReset(js, s.reset)
+	b.indexReset(js, s.reset, again)
 	js.selected = js.selected || s.selected
 	return js, true
 }
 
 // indexReset lets the TCP reset that answers a segment find its
-// journey, by the key nextResetKey gave (0: none).
-func (b *JourneyBuilder) indexReset(js *jstate, k uint64) {
+// journey, by the key nextResetKey gave (0: none); again says js's
+// segment was sent again (join), so a reset answers it rather than the
+// one sent before.
+func (b *JourneyBuilder) indexReset(js *jstate, k uint64, again bool) {
 	if k == 0 || slices.Contains(js.resets, k) { // another sighting of the same segment
 		return
 	}
-	if _, ok := b.byReset[k]; !ok {
+	if _, ok := b.byReset[k]; !ok || again {
 		b.byReset[k] = js
 		js.resets = append(js.resets, k)
 	}

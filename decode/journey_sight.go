@@ -286,6 +286,15 @@ func nextResetKey(v ipView) uint64 {
 	return resetKey(v.ep, v.tcpSeq+n)
 }
 
+// placed says whether the sighting says where it was made: an NFLOG
+// copy does (its hook), and a frame that names its device, or that came
+// from a capture of one device (a plain pcap); a frame of a Linux cooked
+// capture (tcpdump -i any) that names none does not.
+func (s *Sighting) placed() bool {
+	f := &s.frame
+	return s.isNFLOG || f.Iface != "" || f.Ifindex == 0 && f.LinkType != capture.LinkTypeLinuxSLL && f.LinkType != capture.LinkTypeLinuxSLL2
+}
+
 // AddSighting joins a sighting to its journey, as AddPacket and AddTrace
 // do with the frame or trace event it was read from.
 func (b *JourneyBuilder) AddSighting(s *Sighting) {
@@ -381,7 +390,7 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 			js = b.start(s.time)
 			b.index(js, v.fp, false, false)
 		}
-		b.indexReset(js, s.reset)
+		b.indexReset(js, s.reset, false)
 		if js.frame.Data == nil {
 			js.keepFrame(capture.Frame{Time: s.time, Netns: s.netns, LinkType: capture.LinkTypeRaw, Len: len(s.hdr), Data: s.hdr}, *v, false)
 		}
