@@ -216,7 +216,7 @@ func (p *pcapngReader) readInterface(body []byte) error {
 	// '/'). The description says the same in words, and survives tools
 	// such as mergecap that rewrite the section header.
 	if ns, name, ok := strings.Cut(ifc.name, "/"); ok &&
-		(p.byHooktrace || desc == "interface "+name+" in network namespace "+ns) {
+		(p.byHooktrace || desc == ifaceDescription(ns, name)) {
 		ifc.netns, ifc.name = ns, name
 	}
 	p.ifaces = append(p.ifaces, ifc)

@@ -185,13 +185,7 @@ func (p *PcapngWriter) iface(netns, iface string, ifindex int, lt LinkType) (uin
 		return id, nil
 	}
 	name := ifaceName(iface, ifindex)
-	full, desc := fullName(netns, name), "interface "+name
-	if name == "" {
-		desc = "an unnamed interface"
-	}
-	if netns != "" {
-		desc += " in network namespace " + netns
-	}
+	full, desc := fullName(netns, name), ifaceDescription(netns, name)
 	b := binary.LittleEndian.AppendUint16(p.buf[:0], uint16(lt))
 	b = binary.LittleEndian.AppendUint16(b, 0)
 	b = binary.LittleEndian.AppendUint32(b, 262144)
@@ -208,6 +202,21 @@ func (p *PcapngWriter) iface(netns, iface string, ifindex int, lt LinkType) (uin
 	id := uint32(len(p.ifaces))
 	p.ifaces[k] = id
 	return id, nil
+}
+
+// ifaceDescription is the if_description option of interface name
+// ("" for none) in namespace netns ("" for none): it says in words what
+// the if_name option says, so that the reader can tell a hooktrace name
+// after a tool such as mergecap rewrote the section header.
+func ifaceDescription(netns, name string) string {
+	desc := "interface " + name
+	if name == "" {
+		desc = "an unnamed interface"
+	}
+	if netns != "" {
+		desc += " in network namespace " + netns
+	}
+	return desc
 }
 
 // fullName is the if_name option: "NETNS/IFACE", or IFACE alone.

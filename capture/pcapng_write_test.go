@@ -19,6 +19,10 @@ func testFrames() []Frame {
 		{Time: t0.Add(time.Millisecond), Netns: "hxs", Iface: "tun0", Dir: DirIn, LinkType: LinkTypeRaw, Len: 20, Data: append([]byte{0x45}, make([]byte, 19)...)},
 		{Time: t0.Add(2 * time.Millisecond), Iface: "eth0", LinkType: LinkTypeEthernet, Len: 14, Data: make([]byte, 14)},
 		{Time: t0.Add(3 * time.Millisecond), Netns: "hxs", Iface: "s0", Dir: DirIn, LinkType: LinkTypeEthernet, Len: 60, Data: bytes.Repeat([]byte{3}, 60)},
+		// Frames that named no interface (a merge of plain pcaps gives
+		// each file's a namespace).
+		{Time: t0.Add(4 * time.Millisecond), Netns: "hxp", LinkType: LinkTypeEthernet, Len: 60, Data: bytes.Repeat([]byte{4}, 60)},
+		{Time: t0.Add(5 * time.Millisecond), LinkType: LinkTypeEthernet, Len: 60, Data: bytes.Repeat([]byte{5}, 60)},
 	}
 }
 
@@ -91,7 +95,7 @@ func tsharkLines(t *testing.T, args ...string) []string {
 func TestPcapngWriterOpensInTshark(t *testing.T) {
 	path := writeTestPcapng(t)
 	lines := tsharkLines(t, "-r", path, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.packet_flags_direction", "-e", "frame.comment")
-	want := []string{"hxs/s0\t0x00000002\t", "hxc/c0\t0x00000001\tseen twice", "hxs/tun0\t0x00000001\t", "eth0\t\t", "hxs/s0\t0x00000001"}
+	want := []string{"hxs/s0\t0x00000002\t", "hxc/c0\t0x00000001\tseen twice", "hxs/tun0\t0x00000001\t", "eth0\t\t", "hxs/s0\t0x00000001\t", "hxp/\t\t", "an unnamed interface"} // tshark names an interface without if_name by its description
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("tshark reads\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
@@ -236,12 +240,14 @@ func TestPcapngWriterTsharkReadsEverything(t *testing.T) {
 		"3\t20\t1\tinterface tun0 in network namespace hxs",
 		"4\t14\t\tinterface eth0",
 		"5\t60\t1\tinterface s0 in network namespace hxs",
+		"6\t60\t\tan unnamed interface in network namespace hxp",
+		"7\t60\t\tan unnamed interface",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("tshark reads\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 	stat := strings.Join(tsharkLines(t, "-r", path, "-q", "-z", "io,stat,0"), "\n")
-	if !strings.Contains(stat, "|      5 |   225 |") {
-		t.Errorf("io,stat does not count 5 frames of 225 bytes:\n%s", stat)
+	if !strings.Contains(stat, "|      7 |   345 |") {
+		t.Errorf("io,stat does not count 7 frames of 345 bytes:\n%s", stat)
 	}
 }
