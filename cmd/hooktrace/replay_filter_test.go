@@ -16,7 +16,11 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/hooktrace/hooktrace/capture"
+	"github.com/hooktrace/hooktrace/decode"
 	"github.com/hooktrace/hooktrace/fixtures/synth"
+	"github.com/hooktrace/hooktrace/nflog"
+	"github.com/hooktrace/hooktrace/ui"
 )
 
 // TestReplayFilterSelects: replayed with a filter, a recorded incident
@@ -267,5 +271,53 @@ func TestReplayFilterNFLOGSnaplen(t *testing.T) {
 		if got != want {
 			t.Errorf("filter %q keeps %d packets, want %d", expr, got, want)
 		}
+	}
+}
+
+// TestReplayFilterTraceOnly: a recording whose packet only trace events
+// showed (a 1,028-byte datagram, its headers in the first event's
+// snapshot) is judged, trace lines and journey alike, by the packet on
+// the wire: "greater 200" shows both, "less 100" neither. A filter that
+// cannot judge raw IP ("ether ...") shows no trace line, and says so in
+// one warning.
+func TestReplayFilterTraceOnly(t *testing.T) {
+	dgram := make([]byte, 1028)
+	dgram[0], dgram[8], dgram[9] = 0x45, 64, 17 // IPv4, TTL, UDP
+	binary.BigEndian.PutUint16(dgram[2:], uint16(len(dgram)))
+	copy(dgram[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+	binary.BigEndian.PutUint16(dgram[20:], 41305)
+	binary.BigEndian.PutUint16(dgram[22:], 5001)
+	binary.BigEndian.PutUint16(dgram[24:], uint16(len(dgram)-20))
+	file := filepath.Join(t.TempDir(), "trace-only.pcapng")
+	writeGenerated(t, file, func(w io.Writer) error {
+		pw, err := capture.NewPcapngWriter(w, "hooktrace test")
+		if err != nil {
+			return err
+		}
+		iw := ui.NewIncidentWriter(pw, func(string, uint32) string { return "" })
+		at := time.Unix(1767355200, 0)
+		for i, ev := range []decode.TraceEvent{
+			{Trace: nflog.Trace{Netns: "hxt", Time: at, ID: 7, Family: 1, Table: "filter", Chain: "input", Handle: 4,
+				Type: nflog.TraceRule, Verdict: nflog.VerdictContinue, HasVerdict: true, Network: dgram[:20], Transport: dgram[20:40]},
+				Hook: "input", HasPriority: true, Rule: "counter"},
+			{Trace: nflog.Trace{Netns: "hxt", Time: at, ID: 7, Family: 1, Table: "filter", Chain: "input",
+				Type: nflog.TracePolicy, Policy: nflog.VerdictAccept, HasPolicy: true}, Hook: "input", HasPriority: true},
+		} {
+			ev.Time = ev.Time.Add(time.Duration(i) * time.Microsecond)
+			if err := iw.Trace(&ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for expr, want := range map[string]int{"greater 200": 1, "less 100": 0, "udp port 5001": 1} {
+		out := runQuietly(t, "2", "--json", "-r", file, expr)
+		if n, j := strings.Count(out, `"type":"trace"`), strings.Count(out, `"type":"journey"`); n != 2*want || j != want {
+			t.Errorf("filter %q: %d trace lines and %d journeys, want %d and %d:\n%s", expr, n, j, 2*want, want, out)
+		}
+	}
+	out, stderr := runOnCores(t, "2", "--json", "-r", file, "ether host 02:00:00:00:00:01 or udp")
+	if strings.Contains(out, `"type":"trace"`) || strings.Count(stderr, "trace events are not printed") != 1 || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("a filter for Ethernet: trace lines %v, stderr %q", strings.Contains(out, `"type":"trace"`), stderr)
 	}
 }

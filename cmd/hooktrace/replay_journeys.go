@@ -85,7 +85,7 @@ func newReplayJourneys(o *options, out *output, warn func(error), pk picking) *r
 	r.paths = selectJourneys(o, r.paths)
 	if o.filter != "" && r.traces != nil {
 		if match, err := filter.NewSet(o.filter, filterSnaplen); err == nil { // else not met: replay compiled it already
-			r.traceSel = newTraceSelector(match)
+			r.traceSel = newTraceSelector(match, warn)
 		}
 	}
 	return r
@@ -255,8 +255,8 @@ func (s *journeySelector) Journey(j *decode.Journey) error {
 // frame it passed joined.
 func (s *journeySelector) selects(j *decode.Journey) bool {
 	f := j.Frame
-	if len(j.Packets) == 0 { // the header snapshot of a trace event
-		if ok, _ := s.match.Match(int(f.LinkType), f.Data, f.Len); ok {
+	if len(j.Packets) == 0 { // the header snapshot of a trace event: as long as its IP header says, as trace lines are judged
+		if ok, _ := s.match.Match(int(f.LinkType), f.Data, max(f.Len, ipLength(f.Data))); ok {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/capture/filter"
@@ -16,7 +17,9 @@ import (
 // trace id in their namespace. An event with no snapshot whose trace id
 // no snapshot judged is not printed. It is for one goroutine.
 type traceSelector struct {
-	match *filter.Set
+	match  *filter.Set
+	warn   func(error)
+	warned bool
 	// Judgements by trace id: cur takes new ones; when it is full it
 	// becomes old, so that the ids of packets long gone are forgotten.
 	cur, old map[traceKey]bool
@@ -33,8 +36,8 @@ type traceKey struct {
 // holds.
 const traceJudgements = 1 << 16
 
-func newTraceSelector(match *filter.Set) *traceSelector {
-	return &traceSelector{match: match, cur: map[traceKey]bool{}, old: map[traceKey]bool{}}
+func newTraceSelector(match *filter.Set, warn func(error)) *traceSelector {
+	return &traceSelector{match: match, warn: warn, cur: map[traceKey]bool{}, old: map[traceKey]bool{}}
 }
 
 // pass judges trace event t.
@@ -47,7 +50,11 @@ func (s *traceSelector) pass(t *decode.TraceEvent) bool {
 		return s.old[k]
 	}
 	s.raw = append(append(s.raw[:0], t.Network...), t.Transport...)
-	ok, _ := s.match.Match(int(capture.LinkTypeRaw), s.raw, ipLength(s.raw))
+	ok, err := s.match.Match(int(capture.LinkTypeRaw), s.raw, ipLength(s.raw))
+	if err != nil && !s.warned {
+		s.warned = true
+		s.warn(fmt.Errorf("trace events are filtered by the packet headers they show, as raw IP: %v; trace events are not printed", err))
+	}
 	if len(s.cur) >= traceJudgements {
 		s.cur, s.old = make(map[traceKey]bool, traceJudgements), s.cur
 	}
