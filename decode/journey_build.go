@@ -359,7 +359,7 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer, again bool) {
 	switch {
 	case ok && e.js == js:
 		return
-	case again:
+	case again: // js takes it over
 	case ok && e.ambiguous:
 		if js.last.Sub(e.at) <= b.opt.Window {
 			return
