@@ -223,12 +223,9 @@ func TestRulesets(t *testing.T) {
 	}
 }
 
-// TestReplayFilterNFLOGSnaplen: an NFLOG message that copied only the
-// start of its packet (`log snaplen 48`) is filtered by the packet's
-// length on the wire, as its IP header gives it, as tcpdump filters a
-// frame cut by its snap length: a 1,028-byte datagram is "greater 200",
-// though 48 bytes of it came.
-func TestReplayFilterNFLOGSnaplen(t *testing.T) {
+// bigDatagram is a 1,028-byte IPv4 UDP datagram, 10.0.0.1:41305 to
+// 10.0.0.2:5001 (checksums zero).
+func bigDatagram() []byte {
 	dgram := make([]byte, 1028)
 	dgram[0], dgram[8], dgram[9] = 0x45, 64, 17 // IPv4, TTL, UDP
 	binary.BigEndian.PutUint16(dgram[2:], uint16(len(dgram)))
@@ -236,6 +233,16 @@ func TestReplayFilterNFLOGSnaplen(t *testing.T) {
 	binary.BigEndian.PutUint16(dgram[20:], 41305)
 	binary.BigEndian.PutUint16(dgram[22:], 5001)
 	binary.BigEndian.PutUint16(dgram[24:], uint16(len(dgram)-20))
+	return dgram
+}
+
+// TestReplayFilterNFLOGSnaplen: an NFLOG message that copied only the
+// start of its packet (`log snaplen 48`) is filtered by the packet's
+// length on the wire, as its IP header gives it, as tcpdump filters a
+// frame cut by its snap length: a 1,028-byte datagram is "greater 200",
+// though 48 bytes of it came.
+func TestReplayFilterNFLOGSnaplen(t *testing.T) {
+	dgram := bigDatagram()
 	// nfgenmsg (AF_INET, version 0, group 5), then attributes: a 2-byte
 	// length and type in host order (little-endian), padded to 4 bytes.
 	msg := []byte{2, 0, 0, 5}
@@ -281,13 +288,7 @@ func TestReplayFilterNFLOGSnaplen(t *testing.T) {
 // cannot judge raw IP ("ether ...") shows no trace line, and says so in
 // one warning.
 func TestReplayFilterTraceOnly(t *testing.T) {
-	dgram := make([]byte, 1028)
-	dgram[0], dgram[8], dgram[9] = 0x45, 64, 17 // IPv4, TTL, UDP
-	binary.BigEndian.PutUint16(dgram[2:], uint16(len(dgram)))
-	copy(dgram[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
-	binary.BigEndian.PutUint16(dgram[20:], 41305)
-	binary.BigEndian.PutUint16(dgram[22:], 5001)
-	binary.BigEndian.PutUint16(dgram[24:], uint16(len(dgram)-20))
+	dgram := bigDatagram()
 	file := filepath.Join(t.TempDir(), "trace-only.pcapng")
 	writeGenerated(t, file, func(w io.Writer) error {
 		pw, err := capture.NewPcapngWriter(w, "hooktrace test")
