@@ -39,6 +39,29 @@ func TestJourneySameFingerprintAgain(t *testing.T) {
 			f.capture(500_000, "h", "eth0", capture.DirIn, ether(b))
 			f.rule(500_002, "h", 0x12, "fw", "input", "input", 4, "drop", nflog.VerdictDrop, b)
 		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture rule", "10.71.0.2:40002 > 10.71.9.9:443: capture rule"}},
+		{"live order: the second's trace events and drop before its frame", func(f *feed) {
+			// Live, frames come after the capture's reordering window.
+			f.rule(2, "h", 0x11, "fw", "input", "input", 4, "drop", nflog.VerdictDrop, a)
+			f.drop(3, "h", "NETFILTER_DROP", a)
+			f.capture(1, "h", "eth0", capture.DirIn, ether(a))
+			f.drop(1_000_003, "h", "NETFILTER_DROP", b) // before its trace event, even
+			f.rule(1_000_002, "h", 0x12, "fw", "input", "input", 4, "drop", nflog.VerdictDrop, b)
+			f.capture(1_000_001, "h", "eth0", capture.DirIn, ether(b))
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture rule drop", "10.71.0.2:40002 > 10.71.9.9:443: capture rule drop"}},
+		{"one datagram traced in two chains and in another namespace", func(f *feed) {
+			f.rule(1, "h", 0x11, "fw", "pre", "prerouting", 3, "accept", nflog.VerdictAccept, a)
+			f.rule(2, "h", 0x11, "fw", "input", "input", 4, "accept", nflog.VerdictAccept, a)
+			f.rule(3, "g", 0x21, "fw", "input", "input", 4, "accept", nflog.VerdictAccept, a)
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: rule rule rule"}},
+		{"one datagram on two iptables-legacy TRACE lines of a chain", func(f *feed) {
+			// Every legacy line shows the headers.
+			for n := 1; n <= 2; n++ {
+				ev := TraceEvent{Trace: nflog.Trace{Netns: "h", Time: at(n), ID: 0x31, Family: 2, Table: "filter", Chain: "INPUT",
+					Type: nflog.TraceRule, Verdict: nflog.VerdictContinue, HasVerdict: true}, Hook: "input", RuleNumber: n, Legacy: true}
+				setSnapshot(&ev, a)
+				f.b.AddTrace(&ev)
+			}
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: rule rule"}},
 		{"two datagrams in one hook", func(f *feed) {
 			f.hook(1, "h", "input", true, a)
 			f.hook(500_000, "h", "input", true, b)

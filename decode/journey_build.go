@@ -143,7 +143,7 @@ type obs struct {
 	from  obsSource // which kind of record it came from; 0: none
 	proto uint8     // transport protocol of ep
 	outer bool      // seen as (or in) the tunnel packet
-	ttl   uint8     // the packet's TTL or hop limit a frame or NFLOG copy showed
+	ttl   uint8     // the packet's TTL or hop limit, from the headers the record showed (0: none)
 }
 
 // kernelTime says whether the observation's time is the kernel's
@@ -404,6 +404,35 @@ func (js *jstate) sawAt(o *obs) bool {
 		// Steps alike are alike in value: each worker reading records on
 		// replay has a StepTable of its own.
 		if p.from == fromPacket && p.ttl == o.ttl && !p.outer && p.iface == o.iface && p.netns == o.netns && (p.step == o.step || *p.step == *o.step) {
+			return true
+		}
+	}
+	return false
+}
+
+// tracedAt says whether the journey has the trace event that showed
+// its packet's headers (ttl, as the tunnel packet or not: outer) in the
+// base chain of step (its table, chain and hook) in namespace netns: a
+// packet enters a base chain once.
+func (js *jstate) tracedAt(netns string, step *stepWhat, ttl uint8, outer bool) bool {
+	for i := range js.obs {
+		p := &js.obs[i]
+		if p.from == fromTrace && p.ttl != 0 && p.ttl == ttl && p.outer == outer && p.netns == netns &&
+			p.step.Chain == step.Chain && p.step.Table == step.Table && p.step.Family == step.Family && p.step.Hook == step.Hook {
+			return true
+		}
+	}
+	return false
+}
+
+// droppedAt says whether the journey has a kernel drop like o (the same
+// namespace, reason, place in the kernel and TTL, as the tunnel packet
+// or not: outer): a packet is freed once.
+func (js *jstate) droppedAt(o *obs, outer bool) bool {
+	for i := range js.obs {
+		p := &js.obs[i]
+		if p.from == fromDrop && p.ttl == o.ttl && p.outer == outer && p.netns == o.netns &&
+			(p.step == o.step || *p.step == *o.step) {
 			return true
 		}
 	}
@@ -740,8 +769,14 @@ func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 			b.stats.Unmatched++
 			return
 		}
-		ep, o.proto = &v.ep, v.proto
+		ep, o.proto, o.ttl = &v.ep, v.proto, v.ttl
 		e, found := b.find(v.fp, d.Time)
+		if found && e.js.droppedAt(&o, e.outer) {
+			// A packet is freed once: this is another packet's, whose
+			// frame has not come yet (live, frames wait out the
+			// capture's reordering). It waits for its journey.
+			found = false
+		}
 		if !found {
 			if len(b.early) < b.opt.MaxOpen {
 				o.ep = b.keepEP(nil, ep)

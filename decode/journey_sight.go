@@ -44,6 +44,7 @@ type Sighting struct {
 	time    time.Time
 	hdr     []byte // the event's header snapshot (its own copy), nil without
 	quiet   bool   // the implicit end of a chain, which makes no step
+	legacy  bool   // an iptables-legacy TRACE line: each shows the headers
 	// selected: a filter selected the frame (Select).
 	selected bool
 }
@@ -221,7 +222,7 @@ func (s *Sighting) read(f capture.Frame, pv packetView, ok bool, n *NFLOG, ipOff
 // (nil: a new one).
 func (s *Sighting) ReadTrace(ev *TraceEvent, steps *StepTable) {
 	*s = Sighting{kind: sightTrace, netns: ev.Netns, time: ev.Time, mark: ev.Mark,
-		traceID: traceIDOf(ev.Netns, ev.ID)}
+		traceID: traceIDOf(ev.Netns, ev.ID), legacy: ev.Legacy}
 	if len(ev.Network) > 0 {
 		hdr := append(append(make([]byte, 0, len(ev.Network)+len(ev.Transport)), ev.Network...), ev.Transport...)
 		if v, ok := readIP(hdr); ok {
@@ -383,12 +384,19 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 	o := obs{num: b.traces - 1, from: fromTrace}
 	if s.hdr != nil {
 		v := &s.pv.inner
-		ep, o.proto = &v.ep, v.proto
-		if e, found := b.find(v.fp, s.time); found {
+		ep, o.proto, o.ttl = &v.ep, v.proto, v.ttl
+		// A journey whose packet this base chain traced already is
+		// another packet's (live, trace events come before the frames,
+		// which wait out the capture's reordering): as join. (Only the
+		// first nf_tables event of a base chain shows the headers; every
+		// iptables-legacy line does.)
+		e, found := b.find(v.fp, s.time)
+		again := found && s.step != nil && !s.legacy && e.js.tracedAt(s.netns, s.step, v.ttl, e.outer)
+		if found && !again {
 			js, o.outer = e.js, e.outer
 		} else {
 			js = b.start(s.time)
-			b.index(js, v.fp, false, false)
+			b.index(js, v.fp, false, again)
 		}
 		b.indexReset(js, s.reset, false)
 		if js.frame.Data == nil {
