@@ -48,6 +48,52 @@ func TestJourneySameFingerprintAgain(t *testing.T) {
 			f.rule(1_000_002, "h", 0x12, "fw", "input", "input", 4, "drop", nflog.VerdictDrop, b)
 			f.capture(1_000_001, "h", "eth0", capture.DirIn, ether(b))
 		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture rule drop", "10.71.0.2:40002 > 10.71.9.9:443: capture rule drop"}},
+		{"time order (a plain recording), three packets, the first two 100 µs apart", func(f *feed) {
+			c := ipv4("10.71.0.3", "10.71.9.9", 0, 17, udpDgram(40003, 443, "same payload"))
+			for i, p := range []struct {
+				us int
+				ip []byte
+			}{{1, a}, {101, b}, {1_500_001, c}} {
+				f.capture(p.us, "h", "eth0", capture.DirIn, ether(p.ip))
+				f.rule(p.us+30, "h", uint32(0x11+i), "fw", "input", "input", 4, "accept", nflog.VerdictAccept, p.ip)
+			}
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture rule", "10.71.0.2:40002 > 10.71.9.9:443: capture rule", "10.71.0.3:40003 > 10.71.9.9:443: capture rule"}},
+		{"live order, the two packets closer than the capture's reordering", func(f *feed) {
+			f.rule(2, "h", 0x11, "fw", "input", "input", 4, "drop", nflog.VerdictDrop, a)
+			f.drop(3, "h", "NETFILTER_DROP", a)
+			f.rule(50_002, "h", 0x12, "fw", "input", "input", 4, "drop", nflog.VerdictDrop, b)
+			f.drop(50_003, "h", "NETFILTER_DROP", b)
+			f.capture(1, "h", "eth0", capture.DirIn, ether(a))
+			f.capture(50_001, "h", "eth0", capture.DirIn, ether(b))
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture rule drop", "10.71.0.2:40002 > 10.71.9.9:443: capture rule drop"}},
+		{"one multicast datagram sent and looped back", func(f *feed) {
+			// ip_mc_output sends the looped-back copy (its own trace id)
+			// through postrouting before the packet itself.
+			m := ipv4("10.71.0.1", "224.0.0.251", 0, 17, udpDgram(5353, 5353, "same payload"))
+			f.rule(1, "h", 0x11, "fw", "output", "output", 3, "accept", nflog.VerdictAccept, m)
+			f.rule(2, "h", 0x12, "fw", "post", "postrouting", 4, "accept", nflog.VerdictAccept, m)
+			f.rule(3, "h", 0x11, "fw", "post", "postrouting", 4, "accept", nflog.VerdictAccept, m)
+			f.rule(4, "h", 0x12, "fw", "pre", "prerouting", 5, "accept", nflog.VerdictAccept, m)
+		}, []string{"10.71.0.1:5353 > 224.0.0.251:5353: rule rule rule rule"}},
+		{"one datagram flooded by a bridge to two ports", func(f *feed) {
+			for i, port := range []string{"veth1", "veth2"} {
+				ev := TraceEvent{Trace: nflog.Trace{Netns: "h", Time: at(1 + i), ID: uint32(0x11 + i), Family: 7, Table: "br", Chain: "fwd",
+					Handle: 3, Type: nflog.TraceRule, Verdict: nflog.VerdictAccept, HasVerdict: true}, Hook: "forward", HasPriority: true,
+					Rule: "accept", IIFName: "veth0", OIFName: port}
+				setSnapshot(&ev, a)
+				f.b.AddTrace(&ev)
+			}
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: rule rule"}},
+		{"one datagram through a chain again after NFQUEUE's repeat", func(f *feed) {
+			// The queue's reader took 20 ms; the trace id stays.
+			f.rule(1, "h", 0x11, "fw", "input", "input", 3, "queue", nflog.VerdictQueue, a)
+			f.rule(20_001, "h", 0x11, "fw", "input", "input", 4, "accept", nflog.VerdictAccept, a)
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: rule rule"}},
+		{"one multicast datagram sent twice", func(f *feed) {
+			m := ipv4("10.71.0.1", "224.0.0.251", 0, 17, udpDgram(5353, 5353, "same payload"))
+			f.rule(1, "h", 0x11, "fw", "output", "output", 3, "accept", nflog.VerdictAccept, m)
+			f.rule(1_000_001, "h", 0x12, "fw", "output", "output", 3, "accept", nflog.VerdictAccept, m)
+		}, []string{"10.71.0.1:5353 > 224.0.0.251:5353: rule", "10.71.0.1:5353 > 224.0.0.251:5353: rule"}},
 		{"one datagram traced in two chains and in another namespace", func(f *feed) {
 			f.rule(1, "h", 0x11, "fw", "pre", "prerouting", 3, "accept", nflog.VerdictAccept, a)
 			f.rule(2, "h", 0x11, "fw", "input", "input", 4, "accept", nflog.VerdictAccept, a)

@@ -88,6 +88,22 @@ type fpEntry struct {
 	outer     bool
 	ambiguous bool
 	at        time.Time
+	// older is the journey js took the fingerprint over from (a packet
+	// alike seen again), while it is open. Live, frames come after the
+	// trace events and drops of the packets that follow them (they wait
+	// out the capture's reordering), so a frame goes to the older one
+	// when that did not see its packet where the frame was made (join,
+	// inOrder); trace events and drops go to the newest.
+	older jref
+}
+
+// inOrder returns the journeys an entry names, oldest first: first is
+// nil unless an older one is still open.
+func (e *fpEntry) inOrder() (first, second *jstate) {
+	if e.older.js != nil && e.older.open() {
+		first = e.older.js
+	}
+	return first, e.js
 }
 
 // jref names a journey in the queue and the idle wheel, which may still
@@ -356,10 +372,14 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer, again bool) {
 		return
 	}
 	e, ok := b.byFP[fp]
+	var older jref
 	switch {
 	case ok && e.js == js:
 		return
 	case again: // js takes it over
+		if ok && e.js != nil {
+			older = jref{e.js, e.js.id}
+		}
 	case ok && e.ambiguous:
 		if js.last.Sub(e.at) <= b.opt.Window {
 			return
@@ -379,7 +399,7 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer, again bool) {
 			return
 		}
 	}
-	b.byFP[fp] = fpEntry{js: js, outer: outer}
+	b.byFP[fp] = fpEntry{js: js, outer: outer, older: older}
 	js.fps = append(js.fps, fp)
 	if early, ok := b.early[fp]; ok {
 		delete(b.early, fp)
@@ -410,15 +430,27 @@ func (js *jstate) sawAt(o *obs) bool {
 	return false
 }
 
+// copyGap: copies of one packet (a bridge floods one to each port,
+// multicast sent locally is looped back) reach a chain, or are dropped,
+// within microseconds of each other; a packet sent again, not sooner
+// than this after the first.
+const copyGap = 10 * time.Millisecond
+
 // tracedAt says whether the journey has the trace event that showed
 // its packet's headers (ttl, as the tunnel packet or not: outer) in the
-// base chain of step (its table, chain and hook) in namespace netns: a
-// packet enters a base chain once.
-func (js *jstate) tracedAt(netns string, step *stepWhat, ttl uint8, outer bool) bool {
+// base chain of trace event s (its table, chain and hook, in its
+// namespace, on its device), under another trace id and at least
+// copyGap before: a packet enters a base chain once, but for copies and
+// re-injection (NFQUEUE's repeat, under its own trace id).
+func (js *jstate) tracedAt(s *Sighting, ttl uint8, outer bool) bool {
+	if slices.Contains(js.traces, s.traceID) {
+		return false
+	}
 	for i := range js.obs {
 		p := &js.obs[i]
-		if p.from == fromTrace && p.ttl != 0 && p.ttl == ttl && p.outer == outer && p.netns == netns &&
-			p.step.Chain == step.Chain && p.step.Table == step.Table && p.step.Family == step.Family && p.step.Hook == step.Hook {
+		if p.from == fromTrace && p.ttl != 0 && p.ttl == ttl && p.outer == outer && p.netns == s.netns && p.iface == s.iface &&
+			s.time.Sub(p.at) >= copyGap &&
+			p.step.Chain == s.step.Chain && p.step.Table == s.step.Table && p.step.Family == s.step.Family && p.step.Hook == s.step.Hook {
 			return true
 		}
 	}
@@ -427,11 +459,12 @@ func (js *jstate) tracedAt(netns string, step *stepWhat, ttl uint8, outer bool) 
 
 // droppedAt says whether the journey has a kernel drop like o (the same
 // namespace, reason, place in the kernel and TTL, as the tunnel packet
-// or not: outer): a packet is freed once.
+// or not: outer) at least copyGap before: a packet is freed once (its
+// copies, each).
 func (js *jstate) droppedAt(o *obs, outer bool) bool {
 	for i := range js.obs {
 		p := &js.obs[i]
-		if p.from == fromDrop && p.ttl == o.ttl && p.outer == outer && p.netns == o.netns &&
+		if p.from == fromDrop && p.ttl == o.ttl && p.outer == outer && p.netns == o.netns && o.at.Sub(p.at) >= copyGap &&
 			(p.step == o.step || *p.step == *o.step) {
 			return true
 		}
@@ -648,7 +681,15 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 	// decapsulated sighting is, only the order of records could tell.
 	// So are sightings that do not say where they were made.)
 	e, byInner := b.find(v.fp, t)
-	again := byInner && !encap && s.placed() && e.js.sawAt(o)
+	again := false
+	if byInner && !encap && s.placed() {
+		switch first, second := e.inOrder(); {
+		case first != nil && !first.sawAt(o):
+			e.js = first
+		case second.sawAt(o):
+			again = true
+		}
+	}
 	byInner = byInner && !again
 	found, byOuter := byInner, false
 	if !found && encap {
@@ -772,9 +813,10 @@ func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 		ep, o.proto, o.ttl = &v.ep, v.proto, v.ttl
 		e, found := b.find(v.fp, d.Time)
 		if found && e.js.droppedAt(&o, e.outer) {
-			// A packet is freed once: this is another packet's, whose
-			// frame has not come yet (live, frames wait out the
-			// capture's reordering). It waits for its journey.
+			// A packet is freed once: a drop like one the newest journey
+			// of the fingerprint has is another packet's, whose frame
+			// has not come yet (live, frames wait out the capture's
+			// reordering). It waits for its journey.
 			found = false
 		}
 		if !found {
@@ -810,7 +852,11 @@ func (b *JourneyBuilder) close(js *jstate) {
 	b.nopen--
 	for _, fp := range js.fps {
 		if e, ok := b.byFP[fp]; ok && e.js == js {
-			delete(b.byFP, fp)
+			if older, _ := e.inOrder(); older != nil {
+				b.byFP[fp] = fpEntry{js: older, outer: e.outer} // it is the older one's again
+			} else {
+				delete(b.byFP, fp)
+			}
 		}
 	}
 	if len(b.byFP) > 4*b.nopen+1024 { // ambiguous entries expire

@@ -385,13 +385,14 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 	if s.hdr != nil {
 		v := &s.pv.inner
 		ep, o.proto, o.ttl = &v.ep, v.proto, v.ttl
-		// A journey whose packet this base chain traced already is
-		// another packet's (live, trace events come before the frames,
-		// which wait out the capture's reordering): as join. (Only the
+		// The newest journey of the fingerprint, when this base chain
+		// traced its packet already, is another packet's (live, trace
+		// events come before the frames, which wait out the capture's
+		// reordering): this one starts its own, as in join. (Only the
 		// first nf_tables event of a base chain shows the headers; every
 		// iptables-legacy line does.)
 		e, found := b.find(v.fp, s.time)
-		again := found && s.step != nil && !s.legacy && e.js.tracedAt(s.netns, s.step, v.ttl, e.outer)
+		again := found && s.step != nil && !s.legacy && e.js.tracedAt(s, v.ttl, e.outer)
 		if found && !again {
 			js, o.outer = e.js, e.outer
 		} else {
