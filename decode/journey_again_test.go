@@ -58,6 +58,28 @@ func TestJourneySameFingerprintAgain(t *testing.T) {
 				f.rule(p.us+30, "h", uint32(0x11+i), "fw", "input", "input", 4, "accept", nflog.VerdictAccept, p.ip)
 			}
 		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture rule", "10.71.0.2:40002 > 10.71.9.9:443: capture rule", "10.71.0.3:40003 > 10.71.9.9:443: capture rule"}},
+		{"time order, sent again after a drop and forwarded", func(f *feed) {
+			f.capture(1, "h", "eth0", capture.DirIn, ether(a))
+			f.rule(2, "h", 0x11, "fw", "fwd", "forward", 4, "drop", nflog.VerdictDrop, a)
+			f.drop(3, "h", "NETFILTER_DROP", a)
+			f.capture(1_000_001, "h", "eth0", capture.DirIn, ether(b))
+			f.rule(1_000_002, "h", 0x12, "fw", "fwd", "forward", 5, "accept", nflog.VerdictAccept, b)
+			f.capture(1_000_005, "h", "eth1", capture.DirOut, ether(b))
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture rule drop", "10.71.0.2:40002 > 10.71.9.9:443: capture rule capture"}},
+		{"live order, sent again after a drop and forwarded", func(f *feed) {
+			f.rule(2, "h", 0x11, "fw", "fwd", "forward", 4, "drop", nflog.VerdictDrop, a)
+			f.drop(3, "h", "NETFILTER_DROP", a)
+			f.rule(1_000_002, "h", 0x12, "fw", "fwd", "forward", 5, "accept", nflog.VerdictAccept, b)
+			f.capture(1, "h", "eth0", capture.DirIn, ether(a))
+			f.capture(1_000_001, "h", "eth0", capture.DirIn, ether(b))
+			f.capture(1_000_005, "h", "eth1", capture.DirOut, ether(b))
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture rule drop", "10.71.0.2:40002 > 10.71.9.9:443: capture rule capture"}},
+		{"live order, drops alone before the frames", func(f *feed) {
+			f.drop(3, "h", "NETFILTER_DROP", a)
+			f.drop(1_000_003, "h", "NETFILTER_DROP", b)
+			f.capture(1, "h", "eth0", capture.DirIn, ether(a))
+			f.capture(1_000_001, "h", "eth0", capture.DirIn, ether(b))
+		}, []string{"10.71.0.1:40001 > 10.71.9.9:443: capture drop", "10.71.0.2:40002 > 10.71.9.9:443: capture drop"}},
 		{"live order, the two packets closer than the capture's reordering", func(f *feed) {
 			f.rule(2, "h", 0x11, "fw", "input", "input", 4, "drop", nflog.VerdictDrop, a)
 			f.drop(3, "h", "NETFILTER_DROP", a)

@@ -402,10 +402,21 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer, again bool) {
 	b.byFP[fp] = fpEntry{js: js, outer: outer, older: older}
 	js.fps = append(js.fps, fp)
 	if early, ok := b.early[fp]; ok {
-		delete(b.early, fp)
+		// A packet is freed once: a drop like one taken already waits
+		// for the next journey.
+		later := early[:0]
 		for _, o := range early {
 			o.outer = outer
+			if js.droppedAt(&o, outer) {
+				later = append(later, o)
+				continue
+			}
 			b.add(js, &o, o.ep)
+		}
+		if len(later) == 0 {
+			delete(b.early, fp)
+		} else {
+			b.early[fp] = later
 		}
 	}
 }
@@ -424,6 +435,20 @@ func (js *jstate) sawAt(o *obs) bool {
 		// Steps alike are alike in value: each worker reading records on
 		// replay has a StepTable of its own.
 		if p.from == fromPacket && p.ttl == o.ttl && !p.outer && p.iface == o.iface && p.netns == o.netns && (p.step == o.step || *p.step == *o.step) {
+			return true
+		}
+	}
+	return false
+}
+
+// stoppedBefore says whether the journey's packet was dropped (a kernel
+// drop, or a rule or policy's drop verdict, whose time is when hooktrace
+// got it: no earlier than the drop) before t: no frame of it is made
+// after that.
+func (js *jstate) stoppedBefore(t time.Time) bool {
+	for i := range js.obs {
+		p := &js.obs[i]
+		if (p.step.Kind == StepDrop || (p.step.Kind == StepRule || p.step.Kind == StepPolicy) && p.step.Verdict == "drop") && p.at.Before(t) {
 			return true
 		}
 	}
@@ -684,7 +709,7 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 	again := false
 	if byInner && !encap && s.placed() {
 		switch first, second := e.inOrder(); {
-		case first != nil && !first.sawAt(o):
+		case first != nil && !first.sawAt(o) && !first.stoppedBefore(o.at):
 			e.js = first
 		case second.sawAt(o):
 			again = true
