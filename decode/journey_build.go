@@ -92,8 +92,9 @@ type fpEntry struct {
 	// alike seen again), while it is open. Live, frames come after the
 	// trace events and drops of the packets that follow them (they wait
 	// out the capture's reordering), so a frame goes to the older one
-	// when that did not see its packet where the frame was made (join,
-	// inOrder); trace events and drops go to the newest.
+	// when that did not see its packet where the frame was made, nor
+	// lose it before (join, inOrder); trace events and drops go to the
+	// newest.
 	older jref
 }
 
@@ -701,10 +702,12 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 	// A journey that saw its packet, bare, where this bare one was seen
 	// is another packet's with the same fingerprint (a datagram sent
 	// again, QUIC packets alike in their first bytes): this one starts
-	// its own, and the fingerprint names it from now on. (Packets alike
-	// inside tunnel packets are left as they were: which of them a
-	// decapsulated sighting is, only the order of records could tell.
-	// So are sightings that do not say where they were made.)
+	// its own, and the fingerprint names it from now on; a sighting the
+	// journey it took the fingerprint over from can still have goes to
+	// that one (fpEntry.older). (Packets alike inside tunnel packets are
+	// left as they were: which of them a decapsulated sighting is, only
+	// the order of records could tell. So are sightings that do not say
+	// where they were made.)
 	e, byInner := b.find(v.fp, t)
 	again := false
 	if byInner && !encap && s.placed() {
