@@ -449,7 +449,7 @@ func (js *jstate) sawAt(o *obs) bool {
 func (js *jstate) stoppedBefore(t time.Time) bool {
 	for i := range js.obs {
 		p := &js.obs[i]
-		if (p.step.Kind == StepDrop || (p.step.Kind == StepRule || p.step.Kind == StepPolicy) && p.step.Verdict == "drop") && p.at.Before(t) {
+		if p.step.drops() && p.at.Before(t) {
 			return true
 		}
 	}

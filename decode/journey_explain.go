@@ -38,9 +38,7 @@ func decideOutcome(j *Journey, visits []*visit) {
 	// not seen in a later namespace.
 	for i, p := range path {
 		o := p.o
-		dropped := o.step.Kind == StepDrop ||
-			(o.step.Kind == StepRule || o.step.Kind == StepPolicy) && o.step.Verdict == "drop"
-		if !dropped {
+		if !o.step.drops() {
 			continue
 		}
 		later := false

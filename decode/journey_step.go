@@ -32,6 +32,12 @@ type stepWhat struct {
 	prio int64
 }
 
+// drops says whether the step ends the packet: a kernel drop, or a
+// rule or policy's drop verdict.
+func (w *stepWhat) drops() bool {
+	return w.Kind == StepDrop || (w.Kind == StepRule || w.Kind == StepPolicy) && w.Verdict == "drop"
+}
+
 // fullStep puts the observation's step together.
 func (o *obs) fullStep() Step {
 	w := o.step
