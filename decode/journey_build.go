@@ -433,9 +433,7 @@ func (js *jstate) sawAt(o *obs) bool {
 	}
 	for i := range js.obs {
 		p := &js.obs[i]
-		// Steps alike are alike in value: each worker reading records on
-		// replay has a StepTable of its own.
-		if p.from == fromPacket && p.ttl == o.ttl && !p.outer && p.iface == o.iface && p.netns == o.netns && (p.step == o.step || *p.step == *o.step) {
+		if p.from == fromPacket && p.ttl == o.ttl && !p.outer && p.iface == o.iface && p.netns == o.netns && sameStep(p.step, o.step) {
 			return true
 		}
 	}
@@ -491,7 +489,7 @@ func (js *jstate) droppedAt(o *obs, outer bool) bool {
 	for i := range js.obs {
 		p := &js.obs[i]
 		if p.from == fromDrop && p.ttl == o.ttl && p.outer == outer && p.netns == o.netns && o.at.Sub(p.at) >= copyGap &&
-			(p.step == o.step || *p.step == *o.step) {
+			sameStep(p.step, o.step) {
 			return true
 		}
 	}

@@ -32,6 +32,10 @@ type stepWhat struct {
 	prio int64
 }
 
+// sameStep says whether two steps say the same: compared in value, for
+// each worker reading records on replay has a StepTable of its own.
+func sameStep(a, b *stepWhat) bool { return a == b || *a == *b }
+
 // drops says whether the step ends the packet: a kernel drop, or a
 // rule or policy's drop verdict.
 func (w *stepWhat) drops() bool {
