@@ -34,6 +34,7 @@ type PendingJourney struct {
 func (pj *PendingJourney) Assemble() *Journey {
 	j := &Journey{}
 	pj.AssembleInto(j)
+	j.order.giveBackAll()
 	j.order = nil // a journey kept (the UI keeps them) keeps no scratch
 	return j
 }
@@ -106,7 +107,7 @@ func (pj *PendingJourney) AssembleInto(j *Journey) {
 	}
 	decideOutcome(j, visits)
 	order.forget()
-	pj.pool.put(pj.obs, pj.keep) // nothing of the journey points into them any more
+	order.giveBack(pj.pool, pj.obs, pj.keep) // nothing of the journey points into them any more
 	pj.obs = nil
 }
 
@@ -157,10 +158,14 @@ func (p *obsPool) get() []obs {
 // given a smaller one would grow it at once.
 const minKeptObs = 8
 
+// keptObs says whether the pool keeps an observation slice of o's
+// size.
+func keptObs(o []obs) bool { return cap(o) >= minKeptObs && cap(o) <= 64 }
+
 // put keeps o, emptied, unless it is too small, too large, or keep are
 // kept already.
 func (p *obsPool) put(o []obs, keep int) {
-	if cap(o) < minKeptObs || cap(o) > 64 {
+	if !keptObs(o) {
 		return
 	}
 	clear(o)
@@ -169,4 +174,45 @@ func (p *obsPool) put(o []obs, keep int) {
 	if len(p.free) < keep {
 		p.free = append(p.free, o[:0])
 	}
+}
+
+// putAll keeps the slices of os, emptied already, as put does.
+func (p *obsPool) putAll(os [][]obs, keep int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := min(len(os), max(0, keep-len(p.free)))
+	p.free = append(p.free, os[:n]...)
+}
+
+// giveBackBatch is how many observation slices an assembler gathers
+// before it gives them to the pool at once: the pool's lock, taken for
+// each journey by the goroutines assembling and the builder's, cost
+// more than the rest of giving them back.
+const giveBackBatch = 32
+
+// giveBack gathers a journey's observations, emptied, for pool, and
+// gives the pool what it gathered when there is a batch (or the slices
+// are another builder's).
+func (ord *obsOrder) giveBack(pool *obsPool, o []obs, keep int) {
+	if !keptObs(o) {
+		return
+	}
+	clear(o)
+	if ord.pool != pool {
+		ord.giveBackAll()
+		ord.pool = pool
+	}
+	ord.free, ord.keep = append(ord.free, o[:0]), keep
+	if len(ord.free) >= giveBackBatch {
+		ord.giveBackAll()
+	}
+}
+
+// giveBackAll gives the pool the observation slices gathered.
+func (ord *obsOrder) giveBackAll() {
+	if len(ord.free) > 0 && ord.pool != nil {
+		ord.pool.putAll(ord.free, ord.keep)
+	}
+	clear(ord.free)
+	ord.free = ord.free[:0]
 }

@@ -55,8 +55,11 @@ type JourneyBuilder struct {
 	byReset map[uint64]*jstate
 	queue   []jref     // open journeys (and some closed ones) in the order they started, so by id
 	wheel   []idleSlot // open journeys by the time of their latest record (journey_idle.go)
-	idle    []*jstate  // closeIdle's, reused
-	spare   []*jstate  // closed journeys' states, for new journeys
+	// spareSlots: the lists of slots the wheel passed, emptied, for new
+	// slots.
+	spareSlots [][]jref
+	idle       []*jstate // closeIdle's, reused
+	spare      []*jstate // closed journeys' states, for new journeys
 	// early holds kernel drops that came before any other record of
 	// their packet (the drop probe is faster than the capture), by
 	// fingerprint, until the packet's journey starts or the window ends.

@@ -53,7 +53,11 @@ func (b *JourneyBuilder) touch(js *jstate) {
 		b.wheel[i-1].js = append(b.wheel[i-1].js, jref{js, js.id})
 		return
 	}
-	b.wheel = slices.Insert(b.wheel, i, idleSlot{idx: idx, js: []jref{{js, js.id}}})
+	var list []jref
+	if n := len(b.spareSlots); n > 0 {
+		list, b.spareSlots = b.spareSlots[n-1], b.spareSlots[:n-1]
+	}
+	b.wheel = slices.Insert(b.wheel, i, idleSlot{idx: idx, js: append(list, jref{js, js.id})})
 }
 
 // closeIdle closes the journeys idle for longer than the window, in the
@@ -94,6 +98,9 @@ func (b *JourneyBuilder) closeIdle() {
 			break // the slot the cutoff falls in: the rest wait
 		}
 		done++
+		if len(b.spareSlots) < idleSlots {
+			b.spareSlots = append(b.spareSlots, s.js[:0]) // emptied: a later slot's list
+		}
 	}
 	clear(b.wheel[:done])
 	b.wheel = b.wheel[done:]

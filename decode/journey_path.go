@@ -111,6 +111,10 @@ type obsOrder struct {
 	backing []visit
 	ptrs    []*obs
 	visits  []*visit
+	// Observation slices of journeys assembled, for pool (giveBack).
+	free [][]obs
+	pool *obsPool
+	keep int
 }
 
 // put groups observations into visits, ordered by the kernel's times

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/maphash"
+	"slices"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -403,7 +404,10 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 		if js.frame.Data == nil {
 			js.keepFrame(capture.Frame{Time: s.time, Netns: s.netns, LinkType: capture.LinkTypeRaw, Len: len(s.hdr), Data: s.hdr}, *v, false)
 		}
-		if old, ok := b.byTrace[s.traceID]; !ok || old != js {
+		// The trace id finds js from now on. (A journey that does not
+		// list it yet is not the one the id finds: looking that up would
+		// cost one more lookup for each packet.)
+		if !slices.Contains(js.traces, s.traceID) || b.byTrace[s.traceID] != js {
 			b.byTrace[s.traceID] = js
 			js.traces = append(js.traces, s.traceID)
 		}
