@@ -100,7 +100,10 @@ type pipeline struct {
 	// journeys the stage closed, which finishers assemble and print with
 	// newPaths, many chunks at once, before the writer writes them in
 	// order (pipeline_records.go).
-	stage               func(*chunk) error
+	stage func(*chunk) error
+	// rest gives, after the stage went over the input's last chunk, the
+	// journeys still open at its end, up to max at a time (finishRest).
+	rest                func(max int) []decode.PendingJourney
 	newPaths            func(io.Writer) ui.JourneyPrinter
 	finishing, finished chan *chunk
 	// noSights: the workers need not read frames and trace events for
@@ -300,6 +303,7 @@ func (p *pipeline) writer() {
 				stageFailed = c.err != nil
 			}
 			p.finishing <- c
+			p.finishRest(c)
 			return
 		}
 		p.write(c)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -52,7 +53,7 @@ type chunkRecords struct {
 }
 
 type chunkJourney struct {
-	at int
+	at int // -1: before the chunk's entries (a chunk of the journeys left at the end holds none)
 	pj decode.PendingJourney
 }
 
@@ -86,11 +87,11 @@ func (r *chunkRecords) reset() {
 // printed with printers newPaths makes, as the chunk is finished, and
 // written after the record that closed them. Call it before anything is
 // queued.
-func (p *pipeline) useStage(stage func(*chunk) error, newPaths func(io.Writer) ui.JourneyPrinter) {
+func (p *pipeline) useStage(stage func(*chunk) error, rest func(max int) []decode.PendingJourney, newPaths func(io.Writer) ui.JourneyPrinter) {
 	if p.direct {
 		return
 	}
-	p.stage, p.newPaths = stage, newPaths
+	p.stage, p.rest, p.newPaths = stage, rest, newPaths
 	p.finishing, p.finished = make(chan *chunk, cap(p.free)), make(chan *chunk, cap(p.free))
 	var finishers sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
@@ -110,6 +111,33 @@ func (p *pipeline) useStage(stage func(*chunk) error, newPaths func(io.Writer) u
 		defer p.writeWG.Done()
 		p.writeFinished()
 	}()
+}
+
+// restJourneys is how many of the journeys still open at the end of the
+// input a chunk takes (finishRest): the last chunk alone would take
+// thousands, their text in one buffer of tens of MB, finished by two
+// goroutines while the others wait.
+const restJourneys = 512
+
+// finishRest hands the finishers, after the input's last chunk (last),
+// the journeys the stage left to print after it, in chunks of their
+// own that follow it. After any other chunk, the stage left none.
+func (p *pipeline) finishRest(last *chunk) {
+	seq := last.seq
+	for {
+		js := p.rest(restJourneys)
+		if len(js) == 0 {
+			return
+		}
+		c := <-p.free // the chunks before are written and recycled meanwhile: last went to the finishers
+		seq++
+		c.seq = seq
+		c.journeys = slices.Grow(c.journeys, len(js))
+		for _, pj := range js {
+			c.journeys = append(c.journeys, chunkJourney{at: -1, pj: pj})
+		}
+		p.finishing <- c
+	}
 }
 
 // splitJourneys is how many journeys a chunk takes before its finisher
@@ -345,7 +373,10 @@ func (c *chunk) writeInterleaved(w io.Writer) error {
 	out, jout := c.out.Bytes(), c.jout.Bytes()
 	from, jfrom, cut := 0, 0, 0
 	for k, cj := range c.journeys {
-		to, jto := int(c.marks[cj.at]), int(c.jmarks[k])
+		to, jto := 0, int(c.jmarks[k])
+		if cj.at >= 0 {
+			to = int(c.marks[cj.at])
+		}
 		if err := c.writeUncut(w, from, to, &cut); err != nil {
 			return err
 		}

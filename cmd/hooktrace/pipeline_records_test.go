@@ -33,6 +33,11 @@ func TestReplayStaged(t *testing.T) {
 		{[]string{"--json"}, true, 500}, {[]string{"--print"}, true, 500}, {[]string{"--json", "-c", "7001", "icmp"}, true, 500},
 		{[]string{"--print", "host 1.2.3.4"}, false, 0}, {[]string{"--json", "tcp port 50398"}, true, 10},
 		{[]string{"--journeys"}, true, 500}, {[]string{"--journeys", "--json", "icmp"}, true, 500},
+		// The recording spans 0.67 s, less than the journey window: all
+		// its 6,667 journeys are open at its end, and follow the last
+		// chunk in chunks of their own (finishRest), more than the
+		// pipeline has free at once.
+		{[]string{"--journeys", "--json"}, true, 6667},
 	} {
 		args := append([]string{"-r", file}, tc.args...)
 		one, oneErr := runOnCores(t, "1", args...)

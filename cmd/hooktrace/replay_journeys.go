@@ -62,6 +62,9 @@ type replayJourneys struct {
 	picks  *recordPicks
 	// traceSel, with a filter, says which trace events are printed.
 	traceSel *traceSelector
+	// rest: staged, the journeys still open at the end of the input that
+	// the last chunk did not take (moreJourneys).
+	rest []decode.PendingJourney
 }
 
 func newReplayJourneys(o *options, out *output, warn func(error), pk picking) *replayJourneys {
@@ -346,7 +349,30 @@ func (r *replayJourneys) finish() error {
 	if r.off && !r.show {
 		return nil // an ordinary capture: nothing was built since
 	}
-	return r.emit(r.b.FlushPending())
+	js := r.b.FlushPending()
+	if r.staged && r.show && r.paths != nil {
+		// The last chunk takes as many as a chunk of their own would; the
+		// rest follow it in chunks of their own (pipeline.finishRest).
+		if len(r.held) > 0 {
+			js, r.held = append(r.held, js...), nil
+		}
+		n := min(len(js), restJourneys)
+		js, r.rest = js[:n], js[n:]
+	}
+	return r.emit(js)
+}
+
+// moreJourneys returns up to max of the journeys left to print after
+// the input's end (finish), for the pipeline (finishRest); nil when none
+// are left.
+func (r *replayJourneys) moreJourneys(max int) []decode.PendingJourney {
+	n := min(max, len(r.rest))
+	js := r.rest[:n]
+	r.rest = r.rest[n:]
+	if len(r.rest) == 0 {
+		r.rest = nil
+	}
+	return js
 }
 
 // replayRecords prints the frames of src that pass match (nil: all), with
@@ -375,7 +401,7 @@ func replayRecords(ctx context.Context, o *options, src recordSource, match *fil
 	if !out.pipe.direct {
 		// Journeys are built and printed beside reading and printing.
 		j.staged = true
-		out.pipe.useStage(j.stage, journeyPrinters(o, pk.picker))
+		out.pipe.useStage(j.stage, j.moreJourneys, journeyPrinters(o, pk.picker))
 	}
 	err := readRecords(ctx, src, match, out, o.count, j, warn)
 	var ferr error
