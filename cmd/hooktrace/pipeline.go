@@ -81,7 +81,8 @@ type pipeline struct {
 	seq       uint64
 	wg        sync.WaitGroup
 	writeWG   sync.WaitGroup
-	werr      error // the writer's first error
+	werr      error       // the writer's first error
+	failed    atomic.Bool // werr is set: err looks at it without the lock while it is not
 	errMu     sync.Mutex
 	closeOnce sync.Once
 
@@ -245,10 +246,25 @@ func (p *pipeline) close() error {
 	return p.err()
 }
 
+// err returns the writer's first error. The reading goroutine asks for
+// each frame and record.
 func (p *pipeline) err() error {
+	if !p.failed.Load() {
+		return nil
+	}
 	p.errMu.Lock()
 	defer p.errMu.Unlock()
 	return p.werr
+}
+
+// setErr keeps the writer's first error.
+func (p *pipeline) setErr(err error) {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	if p.werr == nil {
+		p.werr = err
+	}
+	p.failed.Store(true)
 }
 
 func (p *pipeline) worker() {
@@ -364,9 +380,7 @@ func (p *pipeline) write(c *chunk) {
 		}
 	}
 	if err != nil {
-		p.errMu.Lock()
-		p.werr = err
-		p.errMu.Unlock()
+		p.setErr(err)
 	}
 }
 
@@ -387,9 +401,7 @@ func (p *pipeline) addDirect(n uint64, f capture.Frame) error {
 		}
 	}
 	if err != nil {
-		p.errMu.Lock()
-		p.werr = err
-		p.errMu.Unlock()
+		p.setErr(err)
 	}
 	return err
 }

@@ -370,29 +370,25 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParse
 // entries the stage cut, with the text of the journeys the stage closed
 // after the entries that closed them.
 func (c *chunk) writeInterleaved(w io.Writer) error {
-	out, jout := c.out.Bytes(), c.jout.Bytes()
+	p := pieces{w: w, bufs: [2][]byte{c.out.Bytes(), c.jout.Bytes()}}
 	from, jfrom, cut := 0, 0, 0
 	for k, cj := range c.journeys {
 		to, jto := 0, int(c.jmarks[k])
 		if cj.at >= 0 {
 			to = int(c.marks[cj.at])
 		}
-		if err := c.writeUncut(w, from, to, &cut); err != nil {
-			return err
-		}
-		if _, err := w.Write(jout[jfrom:jto]); err != nil {
-			return fmt.Errorf("write output: %w", err)
-		}
+		c.addUncut(&p, from, to, &cut)
+		p.add(1, jfrom, jto)
 		from, jfrom = to, jto
 	}
-	return c.writeUncut(w, from, len(out), &cut)
+	c.addUncut(&p, from, c.out.Len(), &cut)
+	return p.flush()
 }
 
-// writeUncut writes the chunk's output from byte from to byte to, but
-// for the text of the entries cut, from c.cut[*next] on (entries end on
+// addUncut adds the chunk's output from byte from to byte to, but for
+// the text of the entries cut, from c.cut[*next] on (entries end on
 // marks, so a cut entry's text is wholly in or out of the range).
-func (c *chunk) writeUncut(w io.Writer, from, to int, next *int) error {
-	out := c.out.Bytes()
+func (c *chunk) addUncut(p *pieces, from, to int, next *int) {
 	for ; *next < len(c.cut); *next++ {
 		k := c.cut[*next]
 		start, end := 0, int(c.marks[k])
@@ -402,13 +398,44 @@ func (c *chunk) writeUncut(w io.Writer, from, to int, next *int) error {
 		if start >= to {
 			break
 		}
-		if _, err := w.Write(out[from:start]); err != nil {
-			return fmt.Errorf("write output: %w", err)
-		}
+		p.add(0, from, start)
 		from = end
 	}
-	if _, err := w.Write(out[from:to]); err != nil {
-		return fmt.Errorf("write output: %w", err)
+	p.add(0, from, to)
+}
+
+// pieces writes pieces of two buffers (a chunk's output and its journeys'
+// text) in the order added, joining a piece to the one before when it
+// goes on from it in the same buffer: the journeys a chunk's records
+// closed one after another, with nothing printed between them (the
+// journeys alone), go out in one write, not one or two each.
+type pieces struct {
+	w        io.Writer
+	bufs     [2][]byte
+	buf      int // the buffer of the piece not written yet, from byte from to byte to
+	from, to int
+	err      error
+}
+
+func (p *pieces) add(buf, from, to int) {
+	switch {
+	case from >= to:
+		return
+	case p.from < p.to && p.buf == buf && p.to == from:
+		p.to = to
+		return
 	}
-	return nil
+	p.flush()
+	p.buf, p.from, p.to = buf, from, to
+}
+
+// flush writes the piece not written yet, and returns the first error.
+func (p *pieces) flush() error {
+	if p.from < p.to && p.err == nil {
+		if _, err := p.w.Write(p.bufs[p.buf][p.from:p.to]); err != nil {
+			p.err = fmt.Errorf("write output: %w", err)
+		}
+	}
+	p.from, p.to = 0, 0
+	return p.err
 }
