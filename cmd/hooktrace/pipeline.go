@@ -318,8 +318,9 @@ func (p *pipeline) writer() {
 				c.err = p.stage(c)
 				stageFailed = c.err != nil
 			}
+			seq := c.seq // c is recycled once finished and written: not read after this
 			p.finishing <- c
-			p.finishRest(c)
+			p.finishRest(seq)
 			return
 		}
 		p.write(c)

@@ -119,11 +119,11 @@ func (p *pipeline) useStage(stage func(*chunk) error, rest func(max int) []decod
 // goroutines while the others wait.
 const restJourneys = 512
 
-// finishRest hands the finishers, after the input's last chunk (last),
-// the journeys the stage left to print after it, in chunks of their
-// own that follow it. After any other chunk, the stage left none.
-func (p *pipeline) finishRest(last *chunk) {
-	seq := last.seq
+// finishRest hands the finishers, after the input's last chunk (its
+// sequence number seq), the journeys the stage left to print after it,
+// in chunks of their own that follow it. After any other chunk, the
+// stage left none.
+func (p *pipeline) finishRest(seq uint64) {
 	for {
 		js := p.rest(restJourneys)
 		if len(js) == 0 {
