@@ -32,9 +32,8 @@ type PendingJourney struct {
 // NAT and tunnel steps inserted, routes asked (JourneyOptions.Route), and
 // the outcome decided. Call it, or AssembleInto, once.
 func (pj *PendingJourney) Assemble() *Journey {
-	j := &Journey{}
+	j := &Journey{order: &obsOrder{alone: true}}
 	pj.AssembleInto(j)
-	j.order.giveBackAll()
 	j.order = nil // a journey kept (the UI keeps them) keeps no scratch
 	return j
 }
@@ -194,6 +193,10 @@ const giveBackBatch = 32
 // gives the pool what it gathered when there is a batch (or the slices
 // are another builder's).
 func (ord *obsOrder) giveBack(pool *obsPool, o []obs, keep int) {
+	if ord.alone {
+		pool.put(o, keep)
+		return
+	}
 	if !keptObs(o) {
 		return
 	}

@@ -111,10 +111,13 @@ type obsOrder struct {
 	backing []visit
 	ptrs    []*obs
 	visits  []*visit
-	// Observation slices of journeys assembled, for pool (giveBack).
-	free [][]obs
-	pool *obsPool
-	keep int
+	// Observation slices of journeys assembled, for pool (giveBack);
+	// alone: the order is for one journey (Assemble), which gives its
+	// slice back at once.
+	free  [][]obs
+	pool  *obsPool
+	keep  int
+	alone bool
 }
 
 // put groups observations into visits, ordered by the kernel's times

@@ -110,6 +110,8 @@ type pipeline struct {
 	// noSights: the workers need not read frames and trace events for
 	// the stage (it builds no journeys: an ordinary capture).
 	noSights atomic.Bool
+	// ended: addFinish queued the end of the input (the reader's).
+	ended bool
 }
 
 func newPipeline(out interface{ Write([]byte) (int, error) }, pcapng *capture.PcapngWriter, newPrinter printerFactory) *pipeline {
@@ -153,6 +155,9 @@ func (p *pipeline) addFrame(n uint64, f capture.Frame, hidden bool) error {
 	if p.ticked {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+	}
+	if p.ended {
+		return errQueuedAfterEnd
 	}
 	if p.cur != nil && !p.cur.fits(len(f.Data)) {
 		p.flush()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -121,8 +122,9 @@ const restJourneys = 512
 
 // finishRest hands the finishers, after the input's last chunk (its
 // sequence number seq), the journeys the stage left to print after it,
-// in chunks of their own that follow it. After any other chunk, the
-// stage left none.
+// in chunks of their own numbered after it. After any other chunk, the
+// stage left none. (The chunk with addFinish's record is the last the
+// reader queues: nothing can be added after it, errQueuedAfterEnd.)
 func (p *pipeline) finishRest(seq uint64) {
 	for {
 		js := p.rest(restJourneys)
@@ -141,9 +143,9 @@ func (p *pipeline) finishRest(seq uint64) {
 }
 
 // splitJourneys is how many journeys a chunk takes before its finisher
-// has a helper do half of them (the last chunk closes every journey
-// still open: thousands, which one goroutine would finish alone while
-// the other cores wait).
+// has a helper do half of them (a record after a gap in time closes
+// every journey open: thousands, which one goroutine would finish alone
+// while the other cores wait).
 const splitJourneys = 2048
 
 // finisher assembles and prints the journeys of the chunks the stage
@@ -254,8 +256,15 @@ func (p *pipeline) addRecord(c *capture.CustomRecord) error {
 
 // addFinish marks the end of the input for the stage.
 func (p *pipeline) addFinish() error {
-	return p.addChunkRecord(chunkRecord{finish: true}, nil)
+	err := p.addChunkRecord(chunkRecord{finish: true}, nil)
+	p.ended = true
+	return err
 }
+
+// errQueuedAfterEnd: something was queued after addFinish. The chunks
+// of the journeys left at the end are numbered after the last chunk
+// (finishRest): a chunk queued later would take one of their numbers.
+var errQueuedAfterEnd = errors.New("internal error: output queued after the end of the input")
 
 // addText queues text (copied) in order with the frames.
 func (p *pipeline) addText(b []byte) error {
@@ -266,6 +275,9 @@ func (p *pipeline) addChunkRecord(r chunkRecord, data []byte) error {
 	if p.ticked {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+	}
+	if p.ended {
+		return errQueuedAfterEnd
 	}
 	if p.cur != nil && (len(p.cur.entries) >= chunkEntries || len(p.cur.arena)+len(data) > cap(p.cur.arena)) {
 		p.flush()

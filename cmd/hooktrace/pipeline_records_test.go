@@ -15,12 +15,16 @@ import (
 // the journeys are built beside printing (two cores: the pipeline's
 // stage) as on one core, where the reading goroutine does everything in
 // input order, in both output formats, with a filter and -c. (The
-// incident spans less than the journeys' window, so its last chunk
-// closes all its 6,667 journeys: more than splitJourneys, which two
-// goroutines finish.)
+// incident spans less than the journeys' window, so all its 6,667
+// journeys are open at its end: they follow the last chunk in chunks of
+// their own, finishRest. Merged with a copy an hour later, the copy's
+// first record closes them all in one chunk: more than splitJourneys,
+// which two goroutines finish.)
 func TestReplayStaged(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "incident.pcapng")
+	dir := t.TempDir()
+	file, later := filepath.Join(dir, "incident.pcapng"), filepath.Join(dir, "later.pcapng")
 	writeGenerated(t, file, func(w io.Writer) error { return synth.WriteIncident(w, 20000, 3) })
+	writeGenerated(t, later, func(w io.Writer) error { return synth.WriteIncident(w, 20000, 4) })
 	// A filter that matches nothing, or only early packets, leaves chunks
 	// without a frame to print: their records and the frames the filter
 	// hid must reach the stage too. (Journeys and trace events show only
@@ -38,6 +42,7 @@ func TestReplayStaged(t *testing.T) {
 		// chunk in chunks of their own (finishRest), more than the
 		// pipeline has free at once.
 		{[]string{"--journeys", "--json"}, true, 6667},
+		{[]string{"--journeys", "-r", later, "--time-shift", "later.pcapng=1h"}, true, 2 * 6667},
 	} {
 		args := append([]string{"-r", file}, tc.args...)
 		one, oneErr := runOnCores(t, "1", args...)
@@ -136,4 +141,45 @@ func runQuietly(t testing.TB, procs string, args ...string) string {
 		t.Fatalf("hooktrace %v, GOMAXPROCS=%s: %s", args, procs, errb)
 	}
 	return out
+}
+
+// TestPipelineRaces replays through a hooktrace built with the race
+// detector, on two and four cores, in the modes that spread a replay
+// over goroutines (the pipeline's stage, finishers, the chunks of the
+// journeys left at the end, a chunk's journeys split between two
+// goroutines): no race is reported, and the output is one core's. (The
+// other end-to-end tests run a binary built without it.)
+func TestPipelineRaces(t *testing.T) {
+	if !raceBuild {
+		t.Skip("run with go test -race: the binary is built with the race detector when the tests are")
+	}
+	dir := t.TempDir()
+	bin, err := buildHooktrace(dir, "-race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, later := filepath.Join(dir, "incident.pcapng"), filepath.Join(dir, "later.pcapng")
+	writeGenerated(t, file, func(w io.Writer) error { return synth.WriteIncident(w, 6000, 5) })
+	writeGenerated(t, later, func(w io.Writer) error { return synth.WriteIncident(w, 9000, 6) })
+	for _, args := range [][]string{
+		{"--json", "-r", file},
+		{"--journeys", "--json", "-r", file},
+		{"--print", "-r", file, "tcp"},
+		{"--journeys", "-r", file, "-r", later, "--time-shift", "later.pcapng=1h"},
+	} {
+		want, _ := runOnCores(t, "1", args...)
+		for _, procs := range []string{"2", "4"} {
+			var out, errb strings.Builder
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			err := cmd.Run()
+			if strings.Contains(errb.String(), "DATA RACE") || err != nil {
+				t.Fatalf("%v, GOMAXPROCS=%s: %v\n%s", args, procs, err, errb.String())
+			}
+			if out.String() != want {
+				t.Errorf("%v, GOMAXPROCS=%s: output differs from one core's (%d bytes, %d)", args, procs, out.Len(), len(want))
+			}
+		}
+	}
 }

@@ -53,7 +53,7 @@ func removeStaleBuilds(age time.Duration) {
 }
 
 // buildHooktrace builds this package (the test's working directory) into dir.
-func buildHooktrace(dir string) (string, error) {
+func buildHooktrace(dir string, flags ...string) (string, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		// go test puts the toolchain's bin directory first on PATH; this is
@@ -65,7 +65,7 @@ func buildHooktrace(dir string) (string, error) {
 		}
 	}
 	bin := filepath.Join(dir, "hooktrace")
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
+	cmd := exec.Command(goTool, append(append([]string{"build"}, flags...), "-o", bin, ".")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build hooktrace: %v\n%s", err, out)
 	}
