@@ -289,3 +289,17 @@ func resetKeyOf(rst ipView) uint64 {
 func isLocalScope(a netip.Addr) bool {
 	return a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsLinkLocalMulticast()
 }
+
+// IPLength returns the length on the wire of the IP packet that b
+// begins (a trace event's header snapshot, or an NFLOG message's copy of
+// its first bytes): what its header says, or len(b) when b is not an
+// IPv4 or IPv6 header or holds more than it says.
+func IPLength(b []byte) int {
+	switch {
+	case len(b) >= 20 && b[0]>>4 == 4:
+		return max(len(b), int(binary.BigEndian.Uint16(b[2:])))
+	case len(b) >= 40 && b[0]>>4 == 6:
+		return max(len(b), 40+int(binary.BigEndian.Uint16(b[4:])))
+	}
+	return len(b)
+}

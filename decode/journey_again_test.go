@@ -225,3 +225,33 @@ func TestJourneySameFingerprintAgainSteps(t *testing.T) {
 		t.Errorf("%d journeys, want 2:\n%s", len(js), renderAll(js))
 	}
 }
+
+// TestJourneyFirstSightingLength: a journey whose first sighting holds
+// only the packet's first bytes (a trace event's header snapshot, an
+// NFLOG copy cut by log snaplen) gives its packet the length its IP
+// header says, as a capture cut by its snap length keeps the length on
+// the wire, and the bytes it has as caplen.
+func TestJourneyFirstSightingLength(t *testing.T) {
+	full := ipv4("10.0.0.1", "10.0.0.2", 7, 17, udpDgram(5000, 53, strings.Repeat("q", 1000)))
+	for _, tc := range []struct {
+		name string
+		feed func(f *feed)
+		cap  int
+	}{
+		{"trace snapshot", func(f *feed) { f.rule(0, "a", 1, "filter", "input", "input", 4, "counter", nflog.VerdictContinue, full) }, 20 + 20},
+		{"NFLOG copy of 64 bytes", func(f *feed) { f.hook(0, "a", "input", true, full[:64]) }, 64},
+		{"whole NFLOG copy", func(f *feed) { f.hook(0, "a", "input", true, full) }, len(full)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFeed(JourneyOptions{})
+			tc.feed(f)
+			js := f.b.Flush()
+			if len(js) != 1 {
+				t.Fatalf("%d journeys, want 1", len(js))
+			}
+			if fr := js[0].Frame; fr.Len != len(full) || len(fr.Data) != tc.cap {
+				t.Errorf("packet len %d caplen %d, want %d and %d", fr.Len, len(fr.Data), len(full), tc.cap)
+			}
+		})
+	}
+}

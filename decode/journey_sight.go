@@ -359,8 +359,9 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 		// An NFLOG copy: a device capture makes a better first sighting.
 		js.frameKT = false
 		if s.ipOff >= 0 {
+			ip := f.Data[s.ipOff:] // maybe only its first bytes (log snaplen): its header says how long it was
 			js.keepFrame(capture.Frame{Time: f.Time, Netns: f.Netns, Iface: f.Iface, LinkType: capture.LinkTypeRaw,
-				Len: len(f.Data) - s.ipOff, Data: bytes.Clone(f.Data[s.ipOff:])}, s.pv.inner, false)
+				Len: IPLength(ip), Data: bytes.Clone(ip)}, s.pv.inner, false)
 		}
 	}
 	b.add(js, &o, &v.ep)
@@ -402,7 +403,8 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 		}
 		b.indexReset(js, s.reset, false)
 		if js.frame.Data == nil {
-			js.keepFrame(capture.Frame{Time: s.time, Netns: s.netns, LinkType: capture.LinkTypeRaw, Len: len(s.hdr), Data: s.hdr}, *v, false)
+			// The headers only: as long as they say the packet was.
+			js.keepFrame(capture.Frame{Time: s.time, Netns: s.netns, LinkType: capture.LinkTypeRaw, Len: IPLength(s.hdr), Data: s.hdr}, *v, false)
 		}
 		// The trace id finds js from now on. (A journey that does not
 		// list it yet is not the one the id finds: looking that up would

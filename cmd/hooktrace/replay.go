@@ -155,7 +155,7 @@ func (c *frameCheck) pass(n uint64, f capture.Frame) bool {
 			return false
 		}
 		lt, data = capture.LinkTypeRaw, nf.LayerPayload()
-		wireLen = ipLength(data) // NFLOG copies a range: its IP header says how long the packet was
+		wireLen = decode.IPLength(data) // NFLOG copies a range: its IP header says how long the packet was
 	}
 	ok, err := c.match.Match(int(lt), data, wireLen)
 	if err != nil && !c.warned[f.LinkType|1<<31] {

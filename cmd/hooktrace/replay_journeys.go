@@ -258,8 +258,8 @@ func (s *journeySelector) Journey(j *decode.Journey) error {
 // frame it passed joined.
 func (s *journeySelector) selects(j *decode.Journey) bool {
 	f := j.Frame
-	if len(j.Packets) == 0 { // the header snapshot of a trace event: as long as its IP header says, as trace lines are judged
-		if ok, _ := s.match.Match(int(f.LinkType), f.Data, max(f.Len, ipLength(f.Data))); ok {
+	if len(j.Packets) == 0 { // the header snapshot of a trace event, as long as its IP header says (as trace lines are judged)
+		if ok, _ := s.match.Match(int(f.LinkType), f.Data, f.Len); ok {
 			return true
 		}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/hooktrace/hooktrace/capture"
@@ -50,7 +49,7 @@ func (s *traceSelector) pass(t *decode.TraceEvent) bool {
 		return s.old[k]
 	}
 	s.raw = append(append(s.raw[:0], t.Network...), t.Transport...)
-	ok, err := s.match.Match(int(capture.LinkTypeRaw), s.raw, ipLength(s.raw))
+	ok, err := s.match.Match(int(capture.LinkTypeRaw), s.raw, decode.IPLength(s.raw))
 	if err != nil && !s.warned {
 		s.warned = true
 		s.warn(fmt.Errorf("trace events are filtered by the packet headers they show, as raw IP: %v; trace events are not printed", err))
@@ -60,16 +59,4 @@ func (s *traceSelector) pass(t *decode.TraceEvent) bool {
 	}
 	s.cur[k] = ok
 	return ok
-}
-
-// ipLength is the length the IP header of b says its packet has (a
-// snapshot holds the headers only), or len(b) when it says none.
-func ipLength(b []byte) int {
-	switch {
-	case len(b) >= 20 && b[0]>>4 == 4:
-		return max(len(b), int(binary.BigEndian.Uint16(b[2:])))
-	case len(b) >= 40 && b[0]>>4 == 6:
-		return max(len(b), 40+int(binary.BigEndian.Uint16(b[4:])))
-	}
-	return len(b)
 }
