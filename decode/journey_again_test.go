@@ -238,7 +238,9 @@ func TestJourneyFirstSightingLength(t *testing.T) {
 		feed func(f *feed)
 		cap  int
 	}{
-		{"trace snapshot", func(f *feed) { f.rule(0, "a", 1, "filter", "input", "input", 4, "counter", nflog.VerdictContinue, full) }, 20 + 20},
+		{"trace snapshot", func(f *feed) {
+			f.rule(0, "a", 1, "filter", "input", "input", 4, "counter", nflog.VerdictContinue, full)
+		}, 20 + 20},
 		{"NFLOG copy of 64 bytes", func(f *feed) { f.hook(0, "a", "input", true, full[:64]) }, 64},
 		{"whole NFLOG copy", func(f *feed) { f.hook(0, "a", "input", true, full) }, len(full)},
 	} {
