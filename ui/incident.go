@@ -26,7 +26,10 @@ type IncidentWriter struct {
 	// unnamed.
 	ifname func(netns string, index uint32) string
 	buf    []byte
-	named  map[incidentIface]bool
+	// named holds the name written last for each interface index asked
+	// for ("" while it has none): a name that changes (an interface
+	// renamed, an index reused) is written again.
+	named map[incidentIface]string
 }
 
 type incidentIface struct {
@@ -37,7 +40,7 @@ type incidentIface struct {
 // NewIncidentWriter writes into w; ifname (may be nil) names the
 // interface indexes the records need.
 func NewIncidentWriter(w *capture.PcapngWriter, ifname func(netns string, index uint32) string) *IncidentWriter {
-	return &IncidentWriter{w: w, ifname: ifname, named: map[incidentIface]bool{}}
+	return &IncidentWriter{w: w, ifname: ifname, named: map[incidentIface]string{}}
 }
 
 func (iw *IncidentWriter) write(kind capture.CustomKind, at time.Time, netns string, enc func([]byte) []byte) error {
@@ -74,23 +77,25 @@ func (iw *IncidentWriter) Names(f *capture.Frame) error {
 	return iw.index(f.Netns, n.Outdev, f.Time)
 }
 
-// index writes the name of an interface index the first time it is
-// needed, as ifname gives it.
+// index writes the name of an interface index, as ifname gives it now,
+// unless it was written already.
 func (iw *IncidentWriter) index(netns string, index uint32, at time.Time) error {
-	if index == 0 || iw.ifname == nil || iw.named[incidentIface{netns, index}] {
+	if index == 0 || iw.ifname == nil {
 		return nil
 	}
 	return iw.Interface(netns, index, iw.ifname(netns, index), at)
 }
 
-// Interface writes an interface index's name unless it was written (or
-// tried: an index without a name is not asked for again).
+// Interface writes an interface index's name unless it was the last
+// written for that index. A replay names the index so from this record
+// on (decode.Recording): the records before keep the name before. An
+// empty name (the index is not known now) changes nothing.
 func (iw *IncidentWriter) Interface(netns string, index uint32, name string, at time.Time) error {
 	k := incidentIface{netns, index}
-	if iw.named[k] {
+	if last, ok := iw.named[k]; ok && (last == name || name == "") {
 		return nil
 	}
-	iw.named[k] = true
+	iw.named[k] = name
 	if name == "" {
 		return nil
 	}
