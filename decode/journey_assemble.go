@@ -28,6 +28,10 @@ type PendingJourney struct {
 	keep        int // how many free observation slices the pool keeps
 }
 
+// Frame returns the journey's first sighting (Journey.Frame), before it
+// is assembled.
+func (pj *PendingJourney) Frame() capture.Frame { return pj.frame }
+
 // Assemble makes the journey: its observations are put in path order,
 // NAT and tunnel steps inserted, routes asked (JourneyOptions.Route), and
 // the outcome decided. Call it, or AssembleInto, once.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hooktrace/hooktrace/capture"
 	"github.com/hooktrace/hooktrace/decode"
 )
 
@@ -26,13 +27,38 @@ var (
 func (p *NDJSON) Journey(jr *decode.Journey) error {
 	s := ndjsonJourneyScratch.Get().(*NDJSON)
 	s.w = p.w
-	err := s.journey(jr)
+	err := s.journey(jr, nil)
 	s.w = nil
 	ndjsonJourneyScratch.Put(s)
 	return err
 }
 
-func (p *NDJSON) journey(jr *decode.Journey) error {
+// PacketMember appends to dst the value of the "packet" member that
+// Journey writes for a journey whose first sighting is f (a frame with
+// bytes). A goroutine that prints many journeys can render their packets
+// this way one after another, before the rest of each (JourneyWithPacket):
+// decoding them in a row keeps the decoder's memory in cache. Not for use
+// from several goroutines at once.
+func (p *NDJSON) PacketMember(dst []byte, f capture.Frame) []byte {
+	j := &p.j
+	j.reset()
+	j.open('{')
+	p.packetMembers(p.dec().Decode(f))
+	j.close('}')
+	return append(dst, j.b...)
+}
+
+// JourneyWithPacket is Journey with the value of the "packet" member
+// made already by PacketMember for the journey's first sighting (nil:
+// made now, as Journey does). Not for use from several goroutines at
+// once.
+func (p *NDJSON) JourneyWithPacket(jr *decode.Journey, packet []byte) error {
+	return p.journey(jr, packet)
+}
+
+// journey writes a journey record; packet, if not nil, is the value of
+// its "packet" member (PacketMember).
+func (p *NDJSON) journey(jr *decode.Journey, packet []byte) error {
 	j := &p.j
 	j.reset()
 	j.open('{')
@@ -40,7 +66,11 @@ func (p *NDJSON) journey(jr *decode.Journey) error {
 	j.Uint("id", jr.ID)
 	p.time("first", jr.First)
 	p.time("last", jr.Last)
-	if len(jr.Frame.Data) > 0 {
+	switch {
+	case packet != nil:
+		j.key("packet")
+		j.b = append(j.b, packet...)
+	case len(jr.Frame.Data) > 0:
 		j.key("packet")
 		j.open('{')
 		p.packetMembers(p.dec().Decode(jr.Frame))
