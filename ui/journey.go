@@ -40,12 +40,17 @@ func (p *NDJSON) Journey(jr *decode.Journey) error {
 // decoding them in a row keeps the decoder's memory in cache. Not for use
 // from several goroutines at once.
 func (p *NDJSON) PacketMember(dst []byte, f capture.Frame) []byte {
-	j := &p.j
-	j.reset()
-	j.open('{')
+	p.j.reset()
+	p.packetValue(f)
+	return append(dst, p.j.b...)
+}
+
+// packetValue writes the value of a journey's "packet" member: the
+// members of a packet record for f, decoded now.
+func (p *NDJSON) packetValue(f capture.Frame) {
+	p.j.open('{')
 	p.packetMembers(p.dec().Decode(f))
-	j.close('}')
-	return append(dst, j.b...)
+	p.j.close('}')
 }
 
 // JourneyWithPacket is Journey with the value of the "packet" member
@@ -72,9 +77,7 @@ func (p *NDJSON) journey(jr *decode.Journey, packet []byte) error {
 		j.b = append(j.b, packet...)
 	case len(jr.Frame.Data) > 0:
 		j.key("packet")
-		j.open('{')
-		p.packetMembers(p.dec().Decode(jr.Frame))
-		j.close('}')
+		p.packetValue(jr.Frame)
 	}
 	j.BeginList("steps")
 	for i := range jr.Steps {
