@@ -204,8 +204,8 @@ type journeyFinisher struct {
 	w     journeyWriter
 	paths ui.JourneyPrinter
 	j     decode.Journey // printed before the next is assembled into it
-	// runNDJSON's: the packet members of a run's journeys, journey k's
-	// ending at packetEnds[k].
+	// run's, printing NDJSON: the packet members of the journeys,
+	// journey k's ending at packetEnds[k].
 	packets    []byte
 	packetEnds []int
 	// A helper's text and where each journey's ends in it.
@@ -222,47 +222,38 @@ func (p *pipeline) newJourneyFinisher() *journeyFinisher {
 }
 
 // run assembles js and, with print, prints them into out, noting in
-// marks where each one's text ends.
+// marks where each one's text ends. Printing NDJSON (without a filter),
+// the journeys' packets are decoded and written first, one after another
+// (keeping the decoder's memory in cache: 3% of a replay's time), and
+// each journey is written around its packet.
 func (f *journeyFinisher) run(js []chunkJourney, out *bytes.Buffer, marks *[]int32, print bool) error {
 	f.w.b = out
-	if nd, ok := f.paths.(*ui.NDJSON); ok && print {
-		return f.runNDJSON(nd, js, out, marks)
+	nd, _ := f.paths.(*ui.NDJSON)
+	if nd != nil && print {
+		f.packets, f.packetEnds = f.packets[:0], f.packetEnds[:0]
+		for k := range js {
+			if fr := js[k].pj.Frame(); len(fr.Data) > 0 {
+				f.packets = nd.PacketMember(f.packets, fr)
+			}
+			f.packetEnds = append(f.packetEnds, len(f.packets))
+		}
 	}
 	var err error
+	from := 0 // where journey k's packet member starts in f.packets
 	for k := range js {
 		js[k].pj.AssembleInto(&f.j)
 		if print && err == nil && f.paths != nil {
-			if perr := f.paths.Journey(&f.j); perr != nil {
-				err = fmt.Errorf("write output: %w", perr)
+			var perr error
+			if nd != nil {
+				var packet []byte // nil: a journey with no first frame has no packet member
+				if to := f.packetEnds[k]; to > from {
+					packet, from = f.packets[from:to], to
+				}
+				perr = nd.JourneyWithPacket(&f.j, packet)
+			} else {
+				perr = f.paths.Journey(&f.j)
 			}
-		}
-		*marks = append(*marks, int32(out.Len()))
-	}
-	return err
-}
-
-// runNDJSON is run printing NDJSON (without a filter): the journeys'
-// packets are decoded and written first, one after another (keeping the
-// decoder's memory in cache: 3% of a replay's time), then each journey
-// is assembled and written around its packet.
-func (f *journeyFinisher) runNDJSON(nd *ui.NDJSON, js []chunkJourney, out *bytes.Buffer, marks *[]int32) error {
-	f.packets, f.packetEnds = f.packets[:0], f.packetEnds[:0]
-	for k := range js {
-		if fr := js[k].pj.Frame(); len(fr.Data) > 0 {
-			f.packets = nd.PacketMember(f.packets, fr)
-		}
-		f.packetEnds = append(f.packetEnds, len(f.packets))
-	}
-	var err error
-	from := 0
-	for k := range js {
-		js[k].pj.AssembleInto(&f.j)
-		var packet []byte // nil: a journey with no first frame has no packet member
-		if to := f.packetEnds[k]; to > from {
-			packet, from = f.packets[from:to], to
-		}
-		if err == nil {
-			if perr := nd.JourneyWithPacket(&f.j, packet); perr != nil {
+			if perr != nil {
 				err = fmt.Errorf("write output: %w", perr)
 			}
 		}
