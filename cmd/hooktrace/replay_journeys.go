@@ -351,11 +351,9 @@ func (r *replayJourneys) finish() error {
 	}
 	js := r.b.FlushPending()
 	if r.staged && r.show && r.paths != nil {
-		// The last chunk takes as many as a chunk of their own would; the
-		// rest follow it in chunks of their own (pipeline.finishRest).
-		if len(r.held) > 0 {
-			js, r.held = append(r.held, js...), nil
-		}
+		// The last chunk takes as many as a chunk of their own would
+		// (after those held, emit's); the rest follow it in chunks of
+		// their own (pipeline.finishRest).
 		n := min(len(js), restJourneys)
 		js, r.rest = js[:n], js[n:]
 	}
