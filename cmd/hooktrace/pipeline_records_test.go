@@ -123,8 +123,14 @@ func TestReplayWritePlainCapture(t *testing.T) {
 // test.
 func runOnCores(t testing.TB, procs string, args ...string) (stdout, stderr string) {
 	t.Helper()
+	return runBinOnCores(t, hooktraceBin, procs, args...)
+}
+
+// runBinOnCores is runOnCores for the hooktrace binary bin.
+func runBinOnCores(t testing.TB, bin, procs string, args ...string) (stdout, stderr string) {
+	t.Helper()
 	var out, errb strings.Builder
-	cmd := exec.Command(hooktraceBin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -169,16 +175,12 @@ func TestPipelineRaces(t *testing.T) {
 	} {
 		want, _ := runOnCores(t, "1", args...)
 		for _, procs := range []string{"2", "4"} {
-			var out, errb strings.Builder
-			cmd := exec.Command(bin, args...)
-			cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)
-			cmd.Stdout, cmd.Stderr = &out, &errb
-			err := cmd.Run()
-			if strings.Contains(errb.String(), "DATA RACE") || err != nil {
-				t.Fatalf("%v, GOMAXPROCS=%s: %v\n%s", args, procs, err, errb.String())
+			out, errb := runBinOnCores(t, bin, procs, args...) // fails on the race detector's exit status
+			if strings.Contains(errb, "DATA RACE") {
+				t.Fatalf("%v, GOMAXPROCS=%s:\n%s", args, procs, errb)
 			}
-			if out.String() != want {
-				t.Errorf("%v, GOMAXPROCS=%s: output differs from one core's (%d bytes, %d)", args, procs, out.Len(), len(want))
+			if out != want {
+				t.Errorf("%v, GOMAXPROCS=%s: output differs from one core's (%d bytes, %d)", args, procs, len(out), len(want))
 			}
 		}
 	}
