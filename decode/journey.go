@@ -137,6 +137,7 @@ type Journey struct {
 	Selected bool
 
 	nums  []uint64  // the array Packets, Traces and Drops are in (AssembleInto reuses it)
+	frame []byte    // the array Frame.Data is in (AssembleInto reuses it)
 	order *obsOrder // what putting the observations in order needed (AssembleInto reuses it)
 }
 

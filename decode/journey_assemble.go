@@ -46,11 +46,24 @@ func (pj *PendingJourney) Assemble() *Journey {
 // drop numbers) it reuses: for a taker that is done with one journey
 // (printed it) before it assembles the next.
 func (pj *PendingJourney) AssembleInto(j *Journey) {
-	steps, nums, order := j.Steps[:0], j.nums[:0], j.order
+	steps, nums, order, frame := j.Steps[:0], j.nums[:0], j.order, j.frame
 	if order == nil {
 		order = &obsOrder{}
 	}
 	*j = Journey{ID: pj.id, First: pj.first, Last: pj.last, Frame: pj.frame, Incomplete: pj.incomplete, Selected: pj.selected, order: order}
+	// The journey's own copy of its first sighting (the pending journey's
+	// is the builder's buffer, given back below): a journey assembled
+	// alone (Assemble) is kept, so it gets one of its own; else j's is
+	// reused.
+	data := pj.frame.Data
+	if data != nil {
+		if order.alone {
+			frame = nil
+		}
+		frame = append(frame[:0], data...)
+		j.Frame.Data = frame
+	}
+	j.frame = frame
 	visits := order.put(pj.obs)
 	if pj.route != nil {
 		addRoutes(visits, pj.route)
@@ -110,8 +123,8 @@ func (pj *PendingJourney) AssembleInto(j *Journey) {
 	}
 	decideOutcome(j, visits)
 	order.forget()
-	order.giveBack(pj.pool, pj.obs, pj.keep) // nothing of the journey points into them any more
-	pj.obs = nil
+	order.giveBack(pj.pool, pj.obs, data, pj.keep) // nothing of the journey points into them any more
+	pj.obs, pj.frame.Data = nil, nil
 }
 
 // sortedSet sorts ns and drops repeats; nil when empty.
@@ -143,6 +156,71 @@ func (b *JourneyBuilder) ClosedPending() []PendingJourney {
 type obsPool struct {
 	mu   sync.Mutex
 	free [][]obs
+	// bytes keeps the buffers that held journeys' first sightings, by
+	// size class (frameClass).
+	bytes [frameClasses][][]byte
+}
+
+// A journey's first sighting is copied into a buffer of one of
+// frameClasses sizes, minFrameBuf bytes and doubling. Buffers go back to
+// the pool when the journey is assembled, as its observation slice
+// does: the copies were a third of a replay's allocations, and made the
+// heap, and the page faults of growing it, twice as large. Larger frames
+// get buffers the pool does not keep.
+const (
+	minFrameBuf  = 128
+	frameClasses = 5 // 128 to 2048 bytes
+)
+
+// frameClass returns the class of the buffers for frames of n bytes; -1
+// when n is larger than the largest.
+func frameClass(n int) int {
+	c := 0
+	for size := minFrameBuf; size < n; size <<= 1 {
+		if c++; c == frameClasses {
+			return -1
+		}
+	}
+	return c
+}
+
+// keptClass returns the class of buffer b when the pool keeps it: b was
+// made by getBytes; else -1.
+func keptClass(b []byte) int {
+	c := frameClass(cap(b))
+	if c < 0 || minFrameBuf<<c != cap(b) {
+		return -1
+	}
+	return c
+}
+
+// getBytes returns an empty buffer that holds n bytes: one a journey
+// left, or a new one.
+func (p *obsPool) getBytes(n int) []byte {
+	c := frameClass(n)
+	if c < 0 {
+		return make([]byte, 0, n)
+	}
+	p.mu.Lock()
+	if free := p.bytes[c]; len(free) > 0 {
+		b := free[len(free)-1]
+		free[len(free)-1] = nil
+		p.bytes[c] = free[:len(free)-1]
+		p.mu.Unlock()
+		return b
+	}
+	p.mu.Unlock()
+	return make([]byte, 0, minFrameBuf<<c)
+}
+
+// putBytes keeps the buffers bs (of kept classes), unless keep of their
+// class are kept already; p.mu is held.
+func (p *obsPool) putBytes(bs [][]byte, keep int) {
+	for _, b := range bs {
+		if c := keptClass(b); c >= 0 && len(p.bytes[c]) < keep {
+			p.bytes[c] = append(p.bytes[c], b[:0])
+		}
+	}
 }
 
 func (p *obsPool) get() []obs {
@@ -166,25 +244,30 @@ const minKeptObs = 8
 func keptObs(o []obs) bool { return cap(o) >= minKeptObs && cap(o) <= 64 }
 
 // put keeps o, emptied, unless it is too small, too large, or keep are
-// kept already.
-func (p *obsPool) put(o []obs, keep int) {
-	if !keptObs(o) {
-		return
+// kept already, and the frame buffer data (nil: none) as putBytes does.
+func (p *obsPool) put(o []obs, data []byte, keep int) {
+	kept := keptObs(o)
+	if kept {
+		clear(o)
 	}
-	clear(o)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free) < keep {
+	if kept && len(p.free) < keep {
 		p.free = append(p.free, o[:0])
+	}
+	if data != nil {
+		p.putBytes([][]byte{data}, keep)
 	}
 }
 
-// putAll keeps the slices of os, emptied already, as put does.
-func (p *obsPool) putAll(os [][]obs, keep int) {
+// putAll keeps the slices of os, emptied already, as put does, and the
+// frame buffers bs.
+func (p *obsPool) putAll(os [][]obs, bs [][]byte, keep int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := min(len(os), max(0, keep-len(p.free)))
 	p.free = append(p.free, os[:n]...)
+	p.putBytes(bs, keep)
 }
 
 // giveBackBatch is how many observation slices an assembler gathers
@@ -193,33 +276,43 @@ func (p *obsPool) putAll(os [][]obs, keep int) {
 // more than the rest of giving them back.
 const giveBackBatch = 32
 
-// giveBack gathers a journey's observations, emptied, for pool, and
-// gives the pool what it gathered when there is a batch (or the slices
-// are another builder's).
-func (ord *obsOrder) giveBack(pool *obsPool, o []obs, keep int) {
+// giveBack gathers a journey's observations, emptied, and its frame
+// buffer (nil: none), for pool, and gives the pool what it gathered when
+// there is a batch (or they are another builder's).
+func (ord *obsOrder) giveBack(pool *obsPool, o []obs, data []byte, keep int) {
 	if ord.alone {
-		pool.put(o, keep)
+		pool.put(o, data, keep)
 		return
 	}
-	if !keptObs(o) {
+	kept, keptData := keptObs(o), keptClass(data) >= 0
+	if !kept && !keptData {
 		return
 	}
-	clear(o)
 	if ord.pool != pool {
 		ord.giveBackAll()
 		ord.pool = pool
 	}
-	ord.free, ord.keep = append(ord.free, o[:0]), keep
-	if len(ord.free) >= giveBackBatch {
+	ord.keep = keep
+	if kept {
+		clear(o)
+		ord.free = append(ord.free, o[:0])
+	}
+	if keptData {
+		ord.freeBytes = append(ord.freeBytes, data)
+	}
+	if len(ord.free) >= giveBackBatch || len(ord.freeBytes) >= giveBackBatch {
 		ord.giveBackAll()
 	}
 }
 
-// giveBackAll gives the pool the observation slices gathered.
+// giveBackAll gives the pool the observation slices and frame buffers
+// gathered.
 func (ord *obsOrder) giveBackAll() {
-	if len(ord.free) > 0 && ord.pool != nil {
-		ord.pool.putAll(ord.free, ord.keep)
+	if (len(ord.free) > 0 || len(ord.freeBytes) > 0) && ord.pool != nil {
+		ord.pool.putAll(ord.free, ord.freeBytes, ord.keep)
 	}
 	clear(ord.free)
 	ord.free = ord.free[:0]
+	clear(ord.freeBytes)
+	ord.freeBytes = ord.freeBytes[:0]
 }

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
@@ -102,5 +103,51 @@ func TestClosedPendingAfterClosed(t *testing.T) {
 	}
 	if n := len(b.Flush()); n != 1 {
 		t.Fatalf("Flush gave %d, want the last", n)
+	}
+}
+
+// TestJourneyFrameBuffersReused: the buffers that hold closed journeys'
+// first sightings go back to the builder for new journeys once
+// assembled, and a journey Assemble gives (which a taker keeps) has bytes
+// of its own: later journeys, copied into the same buffers, leave them
+// as they were.
+func TestJourneyFrameBuffersReused(t *testing.T) {
+	frames, traces := mixedStream(3000)
+	dec := NewDecoder()
+	b := NewJourneyBuilder(JourneyOptions{Unassembled: true, Window: time.Millisecond})
+	var kept []*Journey
+	var into Journey
+	check := func(j *Journey) {
+		t.Helper()
+		if len(j.Packets) == 0 || !bytes.Equal(j.Frame.Data, frames[j.Packets[0]].Data) {
+			t.Fatalf("journey %d: first sighting %x, want packet %v's", j.ID, j.Frame.Data, j.Packets)
+		}
+	}
+	reused := 0
+	seen := map[*byte]bool{}
+	feedMixed(b, dec, frames, traces, func() {
+		for _, pj := range b.ClosedPending() {
+			if buf := pj.Frame().Data; len(buf) > 0 {
+				if seen[&buf[:1][0]] {
+					reused++
+				}
+				seen[&buf[:1][0]] = true
+			}
+			if pj.id%2 == 0 {
+				kept = append(kept, pj.Assemble())
+				continue
+			}
+			pj.AssembleInto(&into)
+			check(&into)
+		}
+	})
+	for _, pj := range b.FlushPending() {
+		kept = append(kept, pj.Assemble())
+	}
+	if reused < 1000 {
+		t.Fatalf("%d journeys reused a buffer another had, want most of 3000", reused)
+	}
+	for _, j := range kept {
+		check(j)
 	}
 }

@@ -558,7 +558,7 @@ func (b *JourneyBuilder) newObs() []obs {
 
 // freeObs keeps a closed journey's observation slice for a new journey.
 func (b *JourneyBuilder) freeObs(o []obs) {
-	b.pool.put(o, b.obsKept())
+	b.pool.put(o, nil, b.obsKept())
 }
 
 // epSlab is how many endpoints a slab of keepEP holds.

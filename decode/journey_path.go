@@ -114,10 +114,11 @@ type obsOrder struct {
 	// Observation slices of journeys assembled, for pool (giveBack);
 	// alone: the order is for one journey (Assemble), which gives its
 	// slice back at once.
-	free  [][]obs
-	pool  *obsPool
-	keep  int
-	alone bool
+	free      [][]obs
+	freeBytes [][]byte
+	pool      *obsPool
+	keep      int
+	alone     bool
 }
 
 // put groups observations into visits, ordered by the kernel's times

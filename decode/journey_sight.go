@@ -329,8 +329,7 @@ func (b *JourneyBuilder) addFrame(s *Sighting) {
 		return
 	}
 	if js.frame.Data == nil || f.Time.Before(js.frame.Time) || !js.frameKT {
-		f.Data = bytes.Clone(f.Data)
-		js.keepFrame(f, s.pv.inner, true)
+		b.keepFrame(js, f, s.pv.inner, true)
 	}
 	b.add(js, &o, &s.pv.inner.ep)
 }
@@ -360,17 +359,24 @@ func (b *JourneyBuilder) addNFLOG(s *Sighting) {
 		js.frameKT = false
 		if s.ipOff >= 0 {
 			ip := f.Data[s.ipOff:] // maybe only its first bytes (log snaplen): its header says how long it was
-			js.keepFrame(capture.Frame{Time: f.Time, Netns: f.Netns, Iface: f.Iface, LinkType: capture.LinkTypeRaw,
-				Len: IPLength(ip), Data: bytes.Clone(ip)}, s.pv.inner, false)
+			b.keepFrame(js, capture.Frame{Time: f.Time, Netns: f.Netns, Iface: f.Iface, LinkType: capture.LinkTypeRaw,
+				Len: IPLength(ip), Data: ip}, s.pv.inner, false)
 		}
 	}
 	b.add(js, &o, &v.ep)
 }
 
-// keepFrame makes f (with bytes of its own) the journey's first
-// sighting, v the view of its innermost IP packet; kt says f's time is
-// the kernel's.
-func (js *jstate) keepFrame(f capture.Frame, v ipView, kt bool) {
+// keepFrame makes a copy of f the journey's first sighting, v the view
+// of its innermost IP packet; kt says f's time is the kernel's. The copy
+// of f's bytes is in a buffer of the builder's pool (the one of the
+// sighting it replaces, when large enough), which goes back to it when
+// the journey is assembled.
+func (b *JourneyBuilder) keepFrame(js *jstate, f capture.Frame, v ipView, kt bool) {
+	buf := js.frame.Data
+	if cap(buf) < len(f.Data) {
+		buf = b.pool.getBytes(len(f.Data))
+	}
+	f.Data = append(buf[:0], f.Data...)
 	js.frame, js.frameIP, js.frameKT = f, v, kt
 	js.frameIP.quoted = nil // into bytes not kept
 }
@@ -404,7 +410,7 @@ func (b *JourneyBuilder) addTrace(s *Sighting) {
 		b.indexReset(js, s.reset, false)
 		if js.frame.Data == nil {
 			// The headers only: as long as they say the packet was.
-			js.keepFrame(capture.Frame{Time: s.time, Netns: s.netns, LinkType: capture.LinkTypeRaw, Len: IPLength(s.hdr), Data: s.hdr}, *v, false)
+			b.keepFrame(js, capture.Frame{Time: s.time, Netns: s.netns, LinkType: capture.LinkTypeRaw, Len: IPLength(s.hdr), Data: s.hdr}, *v, false)
 		}
 		// The trace id finds js from now on. (A journey that does not
 		// list it yet is not the one the id finds: looking that up would
