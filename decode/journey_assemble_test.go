@@ -151,3 +151,40 @@ func TestJourneyFrameBuffersReused(t *testing.T) {
 		check(j)
 	}
 }
+
+// TestFlushPendingSome: closing the journeys left at the end a few at a
+// time gives the journeys FlushPending does, in its order, and the same
+// counts.
+func TestFlushPendingSome(t *testing.T) {
+	frames, traces := mixedStream(300)
+	dec := NewDecoder()
+	all, some := NewJourneyBuilder(JourneyOptions{Unassembled: true}), NewJourneyBuilder(JourneyOptions{Unassembled: true})
+	var want, got []*Journey
+	feedMixed(all, dec, frames, traces, nil)
+	feedMixed(some, dec, frames, traces, nil)
+	for _, pj := range all.FlushPending() {
+		want = append(want, pj.Assemble())
+	}
+	calls := 0
+	for js := some.FlushPendingSome(7); len(js) > 0; js = some.FlushPendingSome(7) {
+		if calls++; len(js) > 7 {
+			t.Fatalf("call %d gave %d journeys, want at most 7", calls, len(js))
+		}
+		for _, pj := range js {
+			got = append(got, pj.Assemble())
+		}
+	}
+	if len(want) != 300 || len(got) != len(want) || calls != (300+6)/7 {
+		t.Fatalf("%d journeys in %d calls, want %d (300 in 43)", len(got), calls, len(want))
+	}
+	for i := range want {
+		w, _ := json.Marshal(want[i])
+		g, _ := json.Marshal(got[i])
+		if string(w) != string(g) {
+			t.Fatalf("journey %d differs:\n got %s\nwant %s", i, g, w)
+		}
+	}
+	if a, s := all.Stats(), some.Stats(); a != s {
+		t.Fatalf("stats %+v, want %+v", s, a)
+	}
+}

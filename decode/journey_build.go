@@ -226,6 +226,28 @@ func (b *JourneyBuilder) FlushPending() []PendingJourney {
 	return b.ClosedPending()
 }
 
+// FlushPendingSome is FlushPending a part at a time: it closes up to n
+// of the journeys still open (the first started first) and returns them
+// with those closed before. Call it until it returns none; then every
+// journey is closed, as after FlushPending. The journeys go out in the
+// same order as FlushPending's, without a slice of all of them at once
+// (a replay's end closed twenty thousand into one).
+func (b *JourneyBuilder) FlushPendingSome(n int) []PendingJourney {
+	i, closed := 0, 0
+	for ; i < len(b.queue) && closed < n; i++ {
+		if r := b.queue[i]; r.open() {
+			b.close(r.js)
+			closed++
+		}
+	}
+	clear(b.queue[:i])
+	b.queue = b.queue[i:]
+	if len(b.queue) == 0 {
+		b.closeAll()
+	}
+	return b.ClosedPending()
+}
+
 func (b *JourneyBuilder) closeAll() {
 	for _, r := range b.queue {
 		if r.open() {

@@ -43,7 +43,7 @@ type Sighting struct {
 	netns   string
 	traceID traceID
 	time    time.Time
-	hdr     []byte // the event's header snapshot (its own copy), nil without
+	hdr     []byte // the event's header snapshot (a copy, in a buffer ReadTrace reuses), nil without
 	quiet   bool   // the implicit end of a chain, which makes no step
 	legacy  bool   // an iptables-legacy TRACE line: each shows the headers
 	// selected: a filter selected the frame (Select).
@@ -219,13 +219,15 @@ func (s *Sighting) read(f capture.Frame, pv packetView, ok bool, n *NFLOG, ipOff
 }
 
 // ReadTrace reads into s what the journey builder needs of a trace
-// event. It keeps nothing of ev. Its step's description comes from steps
-// (nil: a new one).
+// event. It keeps nothing of ev: s holds a copy of its headers, in a
+// buffer that the next ReadTrace into s reuses. Its step's description
+// comes from steps (nil: a new one).
 func (s *Sighting) ReadTrace(ev *TraceEvent, steps *StepTable) {
+	buf := s.hdr[:0] // the copy of the last trace event s was read from: the builder took it already
 	*s = Sighting{kind: sightTrace, netns: ev.Netns, time: ev.Time, mark: ev.Mark,
 		traceID: traceIDOf(ev.Netns, ev.ID), legacy: ev.Legacy}
 	if len(ev.Network) > 0 {
-		hdr := append(append(make([]byte, 0, len(ev.Network)+len(ev.Transport)), ev.Network...), ev.Transport...)
+		hdr := append(append(buf, ev.Network...), ev.Transport...)
 		if v, ok := readIP(hdr); ok {
 			s.hdr = hdr
 			s.pv.inner = v

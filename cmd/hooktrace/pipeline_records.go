@@ -397,7 +397,11 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParse
 	}
 	if c.sighted {
 		r.sight = int32(len(c.tsights))
-		c.tsights = append(c.tsights, decode.Sighting{})
+		if len(c.tsights) < cap(c.tsights) {
+			c.tsights = c.tsights[:len(c.tsights)+1] // an earlier chunk's: ReadTrace reuses its buffer
+		} else {
+			c.tsights = append(c.tsights, decode.Sighting{})
+		}
 		c.tsights[len(c.tsights)-1].ReadTrace(r.got.Trace, steps)
 	}
 	if tracer != nil {

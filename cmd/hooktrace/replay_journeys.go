@@ -62,9 +62,9 @@ type replayJourneys struct {
 	picks  *recordPicks
 	// traceSel, with a filter, says which trace events are printed.
 	traceSel *traceSelector
-	// rest: staged, the journeys still open at the end of the input that
-	// the last chunk did not take (moreJourneys).
-	rest []decode.PendingJourney
+	// flushing: staged, the input ended and journeys may be open still,
+	// which moreJourneys closes a part at a time.
+	flushing bool
 }
 
 func newReplayJourneys(o *options, out *output, warn func(error), pk picking) *replayJourneys {
@@ -349,26 +349,26 @@ func (r *replayJourneys) finish() error {
 	if r.off && !r.show {
 		return nil // an ordinary capture: nothing was built since
 	}
-	js := r.b.FlushPending()
 	if r.staged && r.show && r.paths != nil {
 		// The last chunk takes as many as a chunk of their own would
 		// (after those held, emit's); the rest follow it in chunks of
 		// their own (pipeline.finishRest).
-		n := min(len(js), restJourneys)
-		js, r.rest = js[:n], js[n:]
+		r.flushing = true
+		return r.emit(r.b.FlushPendingSome(restJourneys))
 	}
-	return r.emit(js)
+	return r.emit(r.b.FlushPending())
 }
 
-// moreJourneys returns up to max of the journeys left to print after
-// the input's end (finish), for the pipeline (finishRest); nil when none
-// are left.
+// moreJourneys closes and returns up to max of the journeys left to
+// print after the input's end (finish), for the pipeline (finishRest);
+// nil when none are left.
 func (r *replayJourneys) moreJourneys(max int) []decode.PendingJourney {
-	n := min(max, len(r.rest))
-	js := r.rest[:n]
-	r.rest = r.rest[n:]
-	if len(r.rest) == 0 {
-		r.rest = nil
+	if !r.flushing {
+		return nil
+	}
+	js := r.b.FlushPendingSome(max)
+	if len(js) == 0 {
+		r.flushing = false
 	}
 	return js
 }
