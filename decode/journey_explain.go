@@ -2,6 +2,8 @@ package decode
 
 import (
 	"fmt"
+	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -142,28 +144,31 @@ func (v *visit) leaves() bool {
 // stuckHook returns a hook the packet entered (hooktrace's first chain)
 // and never left (its last chain), when no verdict of that hook was seen.
 func (v *visit) stuckHook() string {
-	entered := map[string]bool{}
-	left := map[string]bool{}
-	verdict := map[string]bool{}
+	var entered, left, verdict uint8 // bits of stuckHooks
 	for _, o := range v.obs {
+		bit := uint8(0)
+		if k := slices.Index(stuckHooks[:], o.step.Hook); k >= 0 {
+			bit = 1 << k
+		}
 		switch o.step.Kind {
 		case StepHook:
 			if o.step.First {
-				entered[o.step.Hook] = true
+				entered |= bit
 			} else {
-				left[o.step.Hook] = true
+				left |= bit
 			}
 		case StepRule, StepPolicy:
-			verdict[o.step.Hook] = true
+			verdict |= bit
 		}
 	}
-	for _, h := range []string{"prerouting", "input", "forward", "output", "postrouting"} {
-		if entered[h] && !left[h] && !verdict[h] {
-			return h
-		}
+	if stuck := entered &^ (left | verdict); stuck != 0 {
+		return stuckHooks[bits.TrailingZeros8(stuck)]
 	}
 	return ""
 }
+
+// stuckHooks are the hooks stuckHook looks at, in the order it does.
+var stuckHooks = [...]string{"prerouting", "input", "forward", "output", "postrouting"}
 
 // lastEndpoints returns the packet's endpoints as last seen in the visit
 // before o (after any NAT), for the hint's match.
