@@ -658,8 +658,8 @@ type tunnelView struct {
 // packet, when depth > 0) and the tunnel.
 type packetView struct {
 	inner, outer ipView
-	depth        int
 	tunnel       string
+	depth        int32
 	vni          uint32
 }
 
@@ -694,7 +694,7 @@ func readPacket(p *Packet) (pv packetView, ok bool) {
 		if !haveOuter {
 			pv.outer, haveOuter = v, true
 		}
-		pv.inner, haveInner, pv.depth = v, true, l.Depth
+		pv.inner, haveInner, pv.depth = v, true, int32(l.Depth)
 	}
 	if !haveInner || pv.tunnel != "" && pv.depth == 0 {
 		return pv, false

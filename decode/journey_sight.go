@@ -18,36 +18,38 @@ import (
 // part of a record's work that depends on the record alone, so it can be
 // done on any goroutine, many at once; the builder then only joins it
 // to its journey (AddSighting), in record order.
+//
+// (The fields are grouped by size, which leaves little padding: the
+// sightings of a replay are millions, made on other goroutines than the
+// builder's, and each byte of them crosses between processors.)
 type Sighting struct {
-	kind sightKind
 	// A frame: its view of the IP packets it carries. Frame.Data and the
 	// views point into the frame's bytes, which must stay as they are
 	// until AddSighting returns.
 	frame  capture.Frame
 	pv     packetView
-	hasIP  bool   // a frame that carries an IP packet (pv is set)
 	reset  uint64 // the key a TCP reset answering this segment has; 0 none
 	answer uint64 // a TCP reset: the key of the segment it answers
 	// What the step an NFLOG message or a trace event makes says (none
-	// for a quiet trace event), the device a trace event names, and the
-	// packet's mark.
+	// for a quiet trace event), and the device a trace event names.
 	step  *stepWhat
 	iface string
-	mark  uint32
-	// An NFLOG message: its devices, and where its first IP header
-	// starts (for a journey's first sighting).
-	indev, outdev    uint32
-	ipOff            int
-	hasHook, isNFLOG bool
 	// A trace event: its namespace, trace id and time.
 	netns   string
 	traceID traceID
 	time    time.Time
 	hdr     []byte // the event's header snapshot (a copy, in a buffer ReadTrace reuses), nil without
-	quiet   bool   // the implicit end of a chain, which makes no step
-	legacy  bool   // an iptables-legacy TRACE line: each shows the headers
-	// selected: a filter selected the frame (Select).
-	selected bool
+	mark    uint32 // the packet's mark
+	// An NFLOG message: its devices, and where its first IP header
+	// starts (for a journey's first sighting).
+	indev, outdev    uint32
+	ipOff            int32
+	kind             sightKind
+	hasIP            bool // a frame that carries an IP packet (pv is set)
+	hasHook, isNFLOG bool // an NFLOG message, and one of a hook
+	quiet            bool // a trace event: the implicit end of a chain, which makes no step
+	legacy           bool // an iptables-legacy TRACE line: each shows the headers
+	selected         bool // a filter selected the frame (Select)
 }
 
 // Select marks a frame's sighting as one a filter selected: the journey
@@ -205,7 +207,7 @@ func (s *Sighting) read(f capture.Frame, pv packetView, ok bool, n *NFLOG, ipOff
 		}
 		s.step = steps.get(&st)
 		s.indev, s.outdev, s.mark = n.Indev, n.Outdev, n.Mark
-		s.ipOff = ipOff
+		s.ipOff = int32(ipOff)
 	}
 	if !ok {
 		return
@@ -280,7 +282,7 @@ func nextResetKey(v ipView) uint64 {
 	if v.proto != 6 || v.tcpFlags&tcpRST != 0 || !v.ep.Src.IsValid() {
 		return 0
 	}
-	n := uint32(v.tcpPayload)
+	n := v.tcpPayload
 	if v.tcpFlags&tcpSYN != 0 {
 		n++
 	}
