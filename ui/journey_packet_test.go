@@ -12,9 +12,10 @@ import (
 )
 
 // TestJourneyWithPacket: a journey written around a packet member made
-// ahead (PacketMember, as a replay's finishers do) is the record Journey
-// writes, for every frame of the fixtures (tunnels, ICMP errors, broken
-// packets) and for a journey with no frame.
+// ahead (PacketMember, as a replay's finishers do), or appended to a
+// buffer (AppendJourneyWithPacket), is the record Journey writes, for
+// every frame of the fixtures (tunnels, ICMP errors, broken packets) and
+// for a journey with no frame.
 func TestJourneyWithPacket(t *testing.T) {
 	var frames []capture.Frame
 	for _, name := range []string{"vxlan.pcap", "icmp.pcap", "deep-encap.pcap", "gre.pcap", "malformed.pcap", "truncated-file.pcap", "eth-tcp.pcap"} {
@@ -42,7 +43,8 @@ func TestJourneyWithPacket(t *testing.T) {
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	var want, got bytes.Buffer
 	whole, ahead := NewNDJSON(&want), NewNDJSON(&got)
-	var packets []byte
+	appended := []byte("earlier text\n") // what a buffer held before: kept
+	packets := []byte("earlier packets")
 	var ends []int
 	for _, fr := range frames {
 		if len(fr.Data) > 0 {
@@ -50,7 +52,7 @@ func TestJourneyWithPacket(t *testing.T) {
 		}
 		ends = append(ends, len(packets))
 	}
-	from := 0
+	from := len("earlier packets")
 	for i, fr := range frames {
 		j := &decode.Journey{ID: uint64(i + 1), First: at, Last: at, Frame: fr, Outcome: decode.OutcomeDelivered,
 			Steps: []decode.Step{{Time: at, Netns: "a", Kind: decode.StepCapture, Iface: "eth0", Dir: "in"}}}
@@ -64,9 +66,13 @@ func TestJourneyWithPacket(t *testing.T) {
 		if err := ahead.JourneyWithPacket(j, packet); err != nil {
 			t.Fatal(err)
 		}
+		appended = ahead.AppendJourneyWithPacket(appended, j, packet)
 	}
 	if got.String() != want.String() {
 		t.Errorf("journeys written around packets made ahead differ:\n%s\nwant:\n%s", got.String(), want.String())
+	}
+	if string(appended) != "earlier text\n"+want.String() {
+		t.Errorf("journeys appended to a buffer differ:\n%s\nwant:\n%s", appended, "earlier text\n"+want.String())
 	}
 	withData := 0
 	for _, fr := range frames {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +45,7 @@ type chunkRecords struct {
 	// journeys the stage closed: at is the entry they follow. The
 	// finishers print them into jout, journey k ending at jmarks[k].
 	journeys []chunkJourney
-	jout     bytes.Buffer
+	jout     textBuffer
 	jmarks   []int32
 	// cut lists, in order, the entries whose text the stage leaves out
 	// (trace events of packets a filter rejects).
@@ -80,7 +79,7 @@ func (r *chunkRecords) reset() {
 	r.sights, r.tsights, r.sighted = r.sights[:0], r.tsights[:0], false
 	r.events = r.events[:0]
 	r.cut = r.cut[:0]
-	r.jout.Reset()
+	r.jout.b = r.jout.b[:0]
 }
 
 // useStage makes the pipeline build journeys with stage on every chunk
@@ -157,8 +156,8 @@ func (p *pipeline) finisher() {
 	for c := range p.finishing {
 		// Room for the chunk's journey text at once: a chunk that takes
 		// many journeys would otherwise grow its buffer a dozen times.
-		from := c.jout.Len()
-		c.jout.Grow(len(c.journeys) * perJourney * 9 / 8)
+		from := len(c.jout.b)
+		c.jout.b = slices.Grow(c.jout.b, len(c.journeys)*perJourney*9/8)
 		print := c.err == nil
 		js := c.journeys
 		var err error
@@ -169,8 +168,7 @@ func (p *pipeline) finisher() {
 				helper = p.newJourneyFinisher()
 			}
 			half := len(js) / 2
-			helper.out.Reset()
-			helper.out.Grow((len(js) - half) * perJourney * 9 / 8)
+			helper.out.b = slices.Grow(helper.out.b[:0], (len(js)-half)*perJourney*9/8)
 			helper.marks = helper.marks[:0]
 			var herr error
 			done := make(chan struct{})
@@ -180,8 +178,8 @@ func (p *pipeline) finisher() {
 			}()
 			err = own.run(js[:half], &c.jout, &c.jmarks, print)
 			<-done
-			base := int32(c.jout.Len())
-			c.jout.Write(helper.out.Bytes())
+			base := int32(len(c.jout.b))
+			c.jout.b = append(c.jout.b, helper.out.b...)
 			for _, m := range helper.marks {
 				c.jmarks = append(c.jmarks, base+m)
 			}
@@ -193,7 +191,7 @@ func (p *pipeline) finisher() {
 			c.err = err
 		}
 		if n := len(js); n > 0 {
-			perJourney = (perJourney*7 + (c.jout.Len()-from)/n) / 8
+			perJourney = (perJourney*7 + (len(c.jout.b)-from)/n) / 8
 		}
 		p.finished <- c
 	}
@@ -209,7 +207,7 @@ type journeyFinisher struct {
 	packets    []byte
 	packetEnds []int
 	// A helper's text and where each journey's ends in it.
-	out   bytes.Buffer
+	out   textBuffer
 	marks []int32
 }
 
@@ -226,7 +224,7 @@ func (p *pipeline) newJourneyFinisher() *journeyFinisher {
 // the journeys' packets are decoded and written first, one after another
 // (keeping the decoder's memory in cache: 3% of a replay's time), and
 // each journey is written around its packet.
-func (f *journeyFinisher) run(js []chunkJourney, out *bytes.Buffer, marks *[]int32, print bool) error {
+func (f *journeyFinisher) run(js []chunkJourney, out *textBuffer, marks *[]int32, print bool) error {
 	f.w.b = out
 	nd, _ := f.paths.(*ui.NDJSON)
 	if nd != nil && print {
@@ -249,7 +247,7 @@ func (f *journeyFinisher) run(js []chunkJourney, out *bytes.Buffer, marks *[]int
 				if to := f.packetEnds[k]; to > from {
 					packet, from = f.packets[from:to], to
 				}
-				perr = nd.JourneyWithPacket(&f.j, packet)
+				out.b = nd.AppendJourneyWithPacket(out.b, &f.j, packet)
 			} else {
 				perr = f.paths.Journey(&f.j)
 			}
@@ -257,16 +255,27 @@ func (f *journeyFinisher) run(js []chunkJourney, out *bytes.Buffer, marks *[]int
 				err = fmt.Errorf("write output: %w", perr)
 			}
 		}
-		*marks = append(*marks, int32(out.Len()))
+		*marks = append(*marks, int32(len(out.b)))
 	}
 	return err
 }
 
 // journeyWriter lets a finisher's printer write into whichever buffer
 // it is on.
-type journeyWriter struct{ b *bytes.Buffer }
+type journeyWriter struct{ b *textBuffer }
 
 func (w *journeyWriter) Write(b []byte) (int, error) { return w.b.Write(b) }
+
+// textBuffer is text appended to in place: a finisher appends NDJSON
+// journey records to it directly (ui.NDJSON.AppendJourneyWithPacket),
+// which saves copying each from the printer's buffer; other printers
+// write to it.
+type textBuffer struct{ b []byte }
+
+func (t *textBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	return len(p), nil
+}
 
 // writeFinished writes finished chunks in sequence and recycles them.
 func (p *pipeline) writeFinished() {
@@ -414,7 +423,7 @@ func (c *chunk) workEntry(e int32, dec *decode.Decoder, recs *decode.RecordParse
 // entries the stage cut, with the text of the journeys the stage closed
 // after the entries that closed them.
 func (c *chunk) writeInterleaved(w io.Writer) error {
-	p := pieces{w: w, bufs: [2][]byte{c.out.Bytes(), c.jout.Bytes()}}
+	p := pieces{w: w, bufs: [2][]byte{c.out.Bytes(), c.jout.b}}
 	from, jfrom, cut := 0, 0, 0
 	for k, cj := range c.journeys {
 		to, jto := 0, int(c.jmarks[k])
