@@ -123,14 +123,21 @@ func (r jref) open() bool { return r.js.open && r.js.id == r.id }
 
 // jstate is an open journey.
 type jstate struct {
-	id         uint64
-	open       bool  // not closed or merged into another yet
-	filed      bool  // in the idle wheel, under slot
-	slot       int64 // the wheel slot of last
-	obs        []obs
-	fps        []uint64
-	traces     []traceID
-	resets     []uint64
+	id     uint64
+	open   bool  // not closed or merged into another yet
+	filed  bool  // in the idle wheel, under slot
+	slot   int64 // the wheel slot of last
+	obs    []obs
+	fps    []uint64
+	traces []traceID
+	resets []uint64
+	// Room for the first fingerprints, trace id and reset key, which
+	// most journeys have no more of: the lists start in it (newState),
+	// so closing a journey finds them where its state is rather than in
+	// three arrays of their own.
+	fpRoom     [2]uint64
+	traceRoom  [1]traceID
+	resetRoom  [1]uint64
 	first      time.Time
 	last       time.Time
 	frame      capture.Frame // first sighting, copied
@@ -377,7 +384,9 @@ func (b *JourneyBuilder) newState() *jstate {
 		b.spare = b.spare[:n-1]
 		return js
 	}
-	return &jstate{}
+	js := &jstate{}
+	js.fps, js.traces, js.resets = js.fpRoom[:0], js.traceRoom[:0], js.resetRoom[:0]
+	return js
 }
 
 // spareState keeps a journey's state, closed or merged into another, for
