@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -255,5 +256,36 @@ func TestJourneyFirstSightingLength(t *testing.T) {
 				t.Errorf("packet len %d caplen %d, want %d and %d", fr.Len, len(fr.Data), len(full), tc.cap)
 			}
 		})
+	}
+}
+
+// TestJourneyAmbiguousTunnelFingerprint: two tunnel packets alike in
+// their outer headers (same hosts, id and size) make the outer
+// fingerprint ambiguous: sightings of the outer packet alone within the
+// window join neither, nor each other; once the window has passed, the
+// fingerprint names the next journey that shows it again.
+func TestJourneyAmbiguousTunnelFingerprint(t *testing.T) {
+	inner1 := ipv4("10.42.0.1", "10.42.0.2", 55, 17, udpDgram(5000, 7777, "hello"))
+	inner2 := ipv4("10.42.0.3", "10.42.0.4", 56, 17, udpDgram(5001, 7778, "hello"))
+	outer1 := vxlanFrame("192.0.2.1", "192.0.2.2", 900, 42, inner1)
+	outer2 := vxlanFrame("192.0.2.1", "192.0.2.2", 900, 42, inner2)
+	f := newFeed(JourneyOptions{})
+	f.capture(1, "hosta", "vx0", capture.DirOut, ether(inner1))
+	f.capture(2, "hosta", "ua", capture.DirOut, outer1)
+	f.capture(3, "hosta", "vx0", capture.DirOut, ether(inner2))
+	f.capture(4, "hosta", "ua", capture.DirOut, outer2) // the outer fingerprint is ambiguous from now on
+	f.rule(5, "hostb", 0xd0, "underlayfw", "input", "input", 9, "udp dport 4789 accept", nflog.VerdictAccept, outer1[14:])
+	f.rule(7, "hostb", 0xd1, "underlayfw", "input", "input", 9, "udp dport 4789 accept", nflog.VerdictAccept, outer2[14:])
+	const later = 2_500_000 // the window has passed
+	f.rule(later, "hostb", 0xd2, "underlayfw", "input", "input", 9, "udp dport 4789 accept", nflog.VerdictAccept, outer1[14:])
+	f.rule(later+10, "hostb", 0xd3, "underlayfw", "input", "input", 9, "udp dport 4789 accept", nflog.VerdictAccept, outer2[14:])
+	js := f.b.Flush()
+	var got []string
+	for _, j := range js {
+		got = append(got, fmt.Sprintf("%d steps from %s", len(j.Steps), j.Steps[0].Netns))
+	}
+	want := []string{"3 steps from hosta", "3 steps from hosta", "1 steps from hostb", "1 steps from hostb", "2 steps from hostb"}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("journeys: %q, want %q:\n%s", got, want, renderAll(js))
 	}
 }

@@ -48,13 +48,15 @@ type JourneyStats struct {
 // give the same journeys. Records should come in roughly time order;
 // those of one packet may come out of order within the Window.
 type JourneyBuilder struct {
-	opt     JourneyOptions
-	nopen   int // journeys open now
-	byFP    map[uint64]fpEntry
-	byTrace map[traceID]*jstate
-	byReset map[uint64]*jstate
-	queue   []jref     // open journeys (and some closed ones) in the order they started, so by id
-	wheel   []idleSlot // open journeys by the time of their latest record (journey_idle.go)
+	opt   JourneyOptions
+	nopen int // journeys open now
+	byFP  map[uint64]fpEntry
+	// ambiguousAt: when each ambiguous entry of byFP became so.
+	ambiguousAt map[uint64]time.Time
+	byTrace     map[traceID]*jstate
+	byReset     map[uint64]*jstate
+	queue       []jref     // open journeys (and some closed ones) in the order they started, so by id
+	wheel       []idleSlot // open journeys by the time of their latest record (journey_idle.go)
 	// spareSlots: the lists of slots the wheel passed, emptied, for new
 	// slots.
 	spareSlots [][]jref
@@ -85,12 +87,12 @@ type JourneyBuilder struct {
 // fpEntry finds a journey by a packet's fingerprint; outer says the
 // fingerprint is of the tunnel packet carrying it. An ambiguous entry
 // (two open journeys gave the same fingerprint: tunnel packets of the
-// same size between the same hosts, say) finds nothing.
+// same size between the same hosts, say) names none (js nil) and finds
+// nothing; when it became so is in the builder's ambiguousAt. (An entry
+// is kept small: the index holds tens of thousands, looked up at random.)
 type fpEntry struct {
-	js        *jstate
-	outer     bool
-	ambiguous bool
-	at        time.Time
+	js    *jstate
+	outer bool
 	// older is the journey js took the fingerprint over from (a packet
 	// alike seen again), while it is open. Live, frames come after the
 	// trace events and drops of the packets that follow them (they wait
@@ -109,6 +111,10 @@ func (e *fpEntry) inOrder() (first, second *jstate) {
 	}
 	return first, e.js
 }
+
+// ambiguous says whether the entry names no journey: two gave its
+// fingerprint.
+func (e *fpEntry) ambiguous() bool { return e.js == nil }
 
 // jref names a journey in the queue and the idle wheel, which may still
 // name it after it closed: its state is then reused for another journey,
@@ -195,7 +201,7 @@ func NewJourneyBuilder(opt JourneyOptions) *JourneyBuilder {
 		opt.MaxOpen = 65536
 	}
 	return &JourneyBuilder{
-		opt: opt, byFP: map[uint64]fpEntry{},
+		opt: opt, byFP: map[uint64]fpEntry{}, ambiguousAt: map[uint64]time.Time{},
 		byTrace: map[traceID]*jstate{}, byReset: map[uint64]*jstate{}, early: map[uint64][]obs{}, pool: &obsPool{},
 	}
 }
@@ -330,7 +336,7 @@ func (b *JourneyBuilder) Advance(t time.Time) {
 // within the window.
 func (b *JourneyBuilder) find(fp uint64, t time.Time) (fpEntry, bool) {
 	e, ok := b.byFP[fp]
-	if !ok || e.ambiguous {
+	if !ok || e.ambiguous() {
 		return e, false
 	}
 	if d := t.Sub(e.js.last); d > b.opt.Window || d < -b.opt.Window {
@@ -415,8 +421,8 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer, again bool) {
 		if ok && e.js != nil {
 			older = jref{e.js, e.js.id}
 		}
-	case ok && e.ambiguous:
-		if js.last.Sub(e.at) <= b.opt.Window {
+	case ok && e.ambiguous():
+		if js.last.Sub(b.ambiguousAt[fp]) <= b.opt.Window {
 			return
 		}
 	case ok:
@@ -430,9 +436,13 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer, again bool) {
 			}
 			// Two packets in the window with one fingerprint: it tells
 			// neither apart any more.
-			b.byFP[fp] = fpEntry{ambiguous: true, at: js.last}
+			b.byFP[fp] = fpEntry{}
+			b.ambiguousAt[fp] = js.last
 			return
 		}
+	}
+	if ok && e.ambiguous() {
+		delete(b.ambiguousAt, fp)
 	}
 	b.byFP[fp] = fpEntry{js: js, outer: outer, older: older}
 	js.fps = append(js.fps, fp)
@@ -920,9 +930,12 @@ func (b *JourneyBuilder) close(js *jstate) {
 		}
 	}
 	if len(b.byFP) > 4*b.nopen+1024 { // ambiguous entries expire
-		for fp, e := range b.byFP {
-			if e.ambiguous && b.now.Sub(e.at) > b.opt.Window {
-				delete(b.byFP, fp)
+		for fp, at := range b.ambiguousAt {
+			if b.now.Sub(at) > b.opt.Window {
+				if e, ok := b.byFP[fp]; ok && e.ambiguous() {
+					delete(b.byFP, fp)
+				}
+				delete(b.ambiguousAt, fp)
 			}
 		}
 	}
