@@ -289,3 +289,27 @@ func TestJourneyAmbiguousTunnelFingerprint(t *testing.T) {
 		t.Fatalf("journeys: %q, want %q:\n%s", got, want, renderAll(js))
 	}
 }
+
+// TestJourneySameFingerprintBackToOlder: when the journey that took a
+// fingerprint over from an older one (a packet alike seen again) closes
+// first, the fingerprint finds the older one again.
+func TestJourneySameFingerprintBackToOlder(t *testing.T) {
+	pkt := ether(ipv4("10.9.0.1", "10.9.0.2", 77, 17, udpDgram(4000, 53, "query")))
+	f := newFeed(JourneyOptions{})
+	f.capture(0, "h", "x0", capture.DirIn, pkt)          // journey 1
+	f.capture(10, "h", "x0", capture.DirIn, pkt)         // alike, where 1 saw it: journey 2 takes the fingerprint over
+	f.capture(1_000_000, "h", "y0", capture.DirOut, pkt) // 1 did not see it on y0: 1's, which stays open longer
+	f.capture(2_200_000, "h", "z0", capture.DirOut, pkt) // 2 closed (idle): the fingerprint is 1's again
+	js := f.b.Flush()
+	var got []string
+	for _, j := range js {
+		var ifaces []string
+		for _, s := range j.Steps {
+			ifaces = append(ifaces, s.Iface)
+		}
+		got = append(got, strings.Join(ifaces, ","))
+	}
+	if want := "x0; x0,y0,z0"; strings.Join(got, "; ") != want {
+		t.Fatalf("journeys saw %q, want %q:\n%s", strings.Join(got, "; "), want, renderAll(js))
+	}
+}

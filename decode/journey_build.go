@@ -51,8 +51,10 @@ type JourneyBuilder struct {
 	opt   JourneyOptions
 	nopen int // journeys open now
 	byFP  map[uint64]fpEntry
-	// ambiguousAt: when each ambiguous entry of byFP became so.
+	// ambiguousAt: when each ambiguous entry of byFP became so; olderOf:
+	// the journey each entry that was taken over was taken from.
 	ambiguousAt map[uint64]time.Time
+	olderOf     map[uint64]jref
 	byTrace     map[traceID]*jstate
 	byReset     map[uint64]*jstate
 	queue       []jref     // open journeys (and some closed ones) in the order they started, so by id
@@ -93,21 +95,23 @@ type JourneyBuilder struct {
 type fpEntry struct {
 	js    *jstate
 	outer bool
-	// older is the journey js took the fingerprint over from (a packet
-	// alike seen again), while it is open. Live, frames come after the
-	// trace events and drops of the packets that follow them (they wait
-	// out the capture's reordering), so a frame goes to the older one
-	// when that did not see its packet where the frame was made, nor
-	// lose it before (join, inOrder); trace events and drops go to the
-	// newest.
-	older jref
+	// taken: js took the fingerprint over from an older journey (a
+	// packet alike seen again), which the builder's olderOf names while
+	// it is open. Live, frames come after the trace events and drops of
+	// the packets that follow them (they wait out the capture's
+	// reordering), so a frame goes to the older one when that did not
+	// see its packet where the frame was made, nor lose it before (join,
+	// inOrder); trace events and drops go to the newest.
+	taken bool
 }
 
-// inOrder returns the journeys an entry names, oldest first: first is
-// nil unless an older one is still open.
-func (e *fpEntry) inOrder() (first, second *jstate) {
-	if e.older.js != nil && e.older.open() {
-		first = e.older.js
+// inOrder returns the journeys fp's entry e names, oldest first: first
+// is nil unless an older one is still open.
+func (b *JourneyBuilder) inOrder(fp uint64, e fpEntry) (first, second *jstate) {
+	if e.taken {
+		if r := b.olderOf[fp]; r.js != nil && r.open() {
+			first = r.js
+		}
 	}
 	return first, e.js
 }
@@ -201,7 +205,7 @@ func NewJourneyBuilder(opt JourneyOptions) *JourneyBuilder {
 		opt.MaxOpen = 65536
 	}
 	return &JourneyBuilder{
-		opt: opt, byFP: map[uint64]fpEntry{}, ambiguousAt: map[uint64]time.Time{},
+		opt: opt, byFP: map[uint64]fpEntry{}, ambiguousAt: map[uint64]time.Time{}, olderOf: map[uint64]jref{},
 		byTrace: map[traceID]*jstate{}, byReset: map[uint64]*jstate{}, early: map[uint64][]obs{}, pool: &obsPool{},
 	}
 }
@@ -436,6 +440,9 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer, again bool) {
 			}
 			// Two packets in the window with one fingerprint: it tells
 			// neither apart any more.
+			if e.taken {
+				delete(b.olderOf, fp)
+			}
 			b.byFP[fp] = fpEntry{}
 			b.ambiguousAt[fp] = js.last
 			return
@@ -444,7 +451,12 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer, again bool) {
 	if ok && e.ambiguous() {
 		delete(b.ambiguousAt, fp)
 	}
-	b.byFP[fp] = fpEntry{js: js, outer: outer, older: older}
+	if older.js != nil {
+		b.olderOf[fp] = older
+	} else if ok && e.taken {
+		delete(b.olderOf, fp)
+	}
+	b.byFP[fp] = fpEntry{js: js, outer: outer, taken: older.js != nil}
 	js.fps = append(js.fps, fp)
 	if early, ok := b.early[fp]; ok {
 		// A packet is freed once: a drop like one taken already waits
@@ -562,6 +574,9 @@ func (b *JourneyBuilder) merge(into, from *jstate) {
 	}
 	for _, fp := range from.fps {
 		if e, ok := b.byFP[fp]; ok && e.js == from {
+			if e.taken {
+				delete(b.olderOf, fp)
+			}
 			b.byFP[fp] = fpEntry{js: into, outer: true}
 			into.fps = append(into.fps, fp)
 		}
@@ -746,14 +761,14 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 	// again, QUIC packets alike in their first bytes): this one starts
 	// its own, and the fingerprint names it from now on; a sighting the
 	// journey it took the fingerprint over from can still have goes to
-	// that one (fpEntry.older). (Packets alike inside tunnel packets are
+	// that one (fpEntry.taken). (Packets alike inside tunnel packets are
 	// left as they were: which of them a decapsulated sighting is, only
 	// the order of records could tell. So are sightings that do not say
 	// where they were made.)
 	e, byInner := b.find(v.fp, t)
 	again := false
 	if byInner && !encap && s.placed() {
-		switch first, second := e.inOrder(); {
+		switch first, second := b.inOrder(v.fp, e); {
 		case first != nil && !first.sawAt(o) && !first.stoppedBefore(o.at):
 			e.js = first
 		case second.sawAt(o):
@@ -922,10 +937,13 @@ func (b *JourneyBuilder) close(js *jstate) {
 	b.nopen--
 	for _, fp := range js.fps {
 		if e, ok := b.byFP[fp]; ok && e.js == js {
-			if older, _ := e.inOrder(); older != nil {
+			if older, _ := b.inOrder(fp, e); older != nil {
 				b.byFP[fp] = fpEntry{js: older, outer: e.outer} // it is the older one's again
 			} else {
 				delete(b.byFP, fp)
+			}
+			if e.taken {
+				delete(b.olderOf, fp)
 			}
 		}
 	}
