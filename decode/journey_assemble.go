@@ -18,7 +18,7 @@ type PendingJourney struct {
 	id          uint64
 	first, last time.Time
 	frame       capture.Frame
-	frameIP     ipView
+	frameIP     firstIP
 	incomplete  bool
 	selected    bool
 	obs         []obs
@@ -113,7 +113,7 @@ func (pj *PendingJourney) AssembleInto(j *Journey) {
 		}
 	}
 	j.Drops = sortedSet(nums)
-	if v := pj.frameIP; j.Proto == "" && v.fp != 0 {
+	if v := pj.frameIP; j.Proto == "" && v.read {
 		// Seen only inside tunnel packets: the first sighting's innermost
 		// packet says.
 		j.Proto = protoName(v.proto)

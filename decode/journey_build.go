@@ -152,7 +152,7 @@ type jstate struct {
 	last       time.Time
 	frame      capture.Frame // first sighting, copied
 	frameKT    bool          // frame's time is the kernel's
-	frameIP    ipView        // frame's innermost IP packet (its quoted bytes not kept)
+	frameIP    firstIP       // what frame's innermost IP packet shows
 	ep         *Endpoints    // the endpoints kept last for its observations
 	incomplete bool
 	selected   bool     // a selected frame joined (Sighting.Select)
@@ -404,7 +404,7 @@ func (b *JourneyBuilder) newState() *jstate {
 // still, and they tell it by its id.
 func (b *JourneyBuilder) spareState(js *jstate) {
 	if len(b.spare) < b.obsKept() {
-		js.frame, js.frameIP, js.quiet, js.ep = capture.Frame{}, ipView{}, nil, nil // the closed journey has them (and its endpoints slab)
+		js.frame, js.frameIP, js.quiet, js.ep = capture.Frame{}, firstIP{}, nil, nil // the closed journey has them (and its endpoints slab)
 		b.spare = append(b.spare, js)
 	}
 }

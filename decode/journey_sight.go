@@ -381,8 +381,16 @@ func (b *JourneyBuilder) keepFrame(js *jstate, f capture.Frame, v ipView, kt boo
 		buf = b.pool.getBytes(len(f.Data))
 	}
 	f.Data = append(buf[:0], f.Data...)
-	js.frame, js.frameIP, js.frameKT = f, v, kt
-	js.frameIP.quoted = nil // into bytes not kept
+	js.frame, js.frameIP, js.frameKT = f, firstIP{ep: v.ep, proto: v.proto, read: v.fp != 0}, kt
+}
+
+// firstIP is what a journey's first sighting showed of its innermost IP
+// packet: for a journey seen only inside tunnel packets, its protocol
+// and endpoints.
+type firstIP struct {
+	ep    Endpoints
+	proto uint8
+	read  bool // the packet could be read (ipView.fp is not 0)
 }
 
 // addTrace takes the sighting of a trace event. The first event of each
