@@ -267,18 +267,15 @@ func icmpErrorName(proto, typ, code uint8) string {
 // from the segment's destination to its source, ports swapped, and
 // acknowledges the segment's sequence space.
 func resetKey(ep Endpoints, ack uint32) uint64 {
-	var h maphash.Hash
-	h.SetSeed(fpSeed)
+	var b [40]byte // hashed at once: most frames make a key
 	a := ep.Dst.Addr().As16()
-	h.Write(a[:])
+	copy(b[:16], a[:])
 	a = ep.Src.Addr().As16()
-	h.Write(a[:])
-	var w [8]byte
-	binary.BigEndian.PutUint16(w[:], ep.Dst.Port())
-	binary.BigEndian.PutUint16(w[2:], ep.Src.Port())
-	binary.BigEndian.PutUint32(w[4:], ack)
-	h.Write(w[:])
-	return h.Sum64() | 1
+	copy(b[16:32], a[:])
+	binary.BigEndian.PutUint16(b[32:], ep.Dst.Port())
+	binary.BigEndian.PutUint16(b[34:], ep.Src.Port())
+	binary.BigEndian.PutUint32(b[36:], ack)
+	return maphash.Bytes(fpSeed, b[:]) | 1
 }
 
 // resetKeyOf is resetKey as the reset itself shows it: from its own
