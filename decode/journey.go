@@ -110,7 +110,8 @@ type Journey struct {
 	First time.Time
 	Last  time.Time
 	// Frame is the first sighting of the packet (its Data is the
-	// journey's own copy): a captured frame, or, for a packet only trace
+	// journey's own copy, or, assembled by AssembleInto, the builder's
+	// until the next): a captured frame, or, for a packet only trace
 	// events showed, their header snapshot as a raw IP frame.
 	Frame capture.Frame
 	Flow  Endpoints // as first seen
@@ -137,7 +138,7 @@ type Journey struct {
 	Selected bool
 
 	nums  []uint64  // the array Packets, Traces and Drops are in (AssembleInto reuses it)
-	frame []byte    // the array Frame.Data is in (AssembleInto reuses it)
+	frame []byte    // AssembleInto: the builder's buffer Frame.Data is in, given back by the next
 	order *obsOrder // what putting the observations in order needed (AssembleInto reuses it)
 }
 

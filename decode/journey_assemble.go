@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"bytes"
 	"slices"
 	"sync"
 	"time"
@@ -44,26 +45,24 @@ func (pj *PendingJourney) Assemble() *Journey {
 
 // AssembleInto is Assemble into j, whose lists (steps, packet, trace and
 // drop numbers) it reuses: for a taker that is done with one journey
-// (printed it) before it assembles the next.
+// (printed it) before it assembles the next. j's first sighting is the
+// builder's copy, valid until the next AssembleInto into j.
 func (pj *PendingJourney) AssembleInto(j *Journey) {
-	steps, nums, order, frame := j.Steps[:0], j.nums[:0], j.order, j.frame
+	steps, nums, order, held := j.Steps[:0], j.nums[:0], j.order, j.frame
 	if order == nil {
 		order = &obsOrder{}
 	}
 	*j = Journey{ID: pj.id, First: pj.first, Last: pj.last, Frame: pj.frame, Incomplete: pj.incomplete, Selected: pj.selected, order: order}
-	// The journey's own copy of its first sighting (the pending journey's
-	// is the builder's buffer, given back below): a journey assembled
-	// alone (Assemble) is kept, so it gets one of its own; else j's is
-	// reused.
-	data := pj.frame.Data
-	if data != nil {
-		if order.alone {
-			frame = nil
-		}
-		frame = append(frame[:0], data...)
-		j.Frame.Data = frame
+	// The first sighting is in a buffer of the builder's pool. A journey
+	// assembled alone (Assemble) is kept, so it gets a copy of its own and
+	// the buffer goes back below; else j holds the buffer until the next
+	// journey is assembled into it, which gives it back then.
+	back := pj.frame.Data
+	if order.alone {
+		j.Frame.Data = bytes.Clone(back)
+	} else {
+		j.frame, back = back, held
 	}
-	j.frame = frame
 	visits := order.put(pj.obs)
 	if pj.route != nil {
 		addRoutes(visits, pj.route)
@@ -123,7 +122,7 @@ func (pj *PendingJourney) AssembleInto(j *Journey) {
 	}
 	decideOutcome(j, visits)
 	order.forget()
-	order.giveBack(pj.pool, pj.obs, data, pj.keep) // nothing of the journey points into them any more
+	order.giveBack(pj.pool, pj.obs, back, pj.keep) // nothing of the journey (or the one before) points into them any more
 	pj.obs, pj.frame.Data = nil, nil
 }
 
