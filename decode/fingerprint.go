@@ -280,7 +280,7 @@ func resetKey(ep Endpoints, ack uint32) uint64 {
 
 // resetKeyOf is resetKey as the reset itself shows it: from its own
 // endpoints (reversed back) and acknowledgement number.
-func resetKeyOf(rst ipView) uint64 {
+func resetKeyOf(rst *ipView) uint64 {
 	return resetKey(Endpoints{Src: rst.ep.Dst, Dst: rst.ep.Src}, rst.tcpAck)
 }
 

@@ -85,7 +85,7 @@ func (s *Sighting) ReadPacket(p *Packet, steps *StepTable) {
 			}
 		}
 	}
-	s.read(p.Frame, pv, ok, n, ipOff, steps)
+	s.read(p.Frame, &pv, ok, n, ipOff, steps)
 }
 
 // ReadFrame is ReadPacket for a frame not decoded: it reads what the
@@ -133,7 +133,7 @@ func (s *Sighting) ReadFrame(f capture.Frame, steps *StepTable) bool {
 		return false
 	}
 	pv := packetView{inner: v, outer: v}
-	s.read(f, pv, true, n, cap(f.Data)-cap(ip), steps)
+	s.read(f, &pv, true, n, cap(f.Data)-cap(ip), steps)
 	return true
 }
 
@@ -186,7 +186,7 @@ func plainIP(b []byte) bool {
 // read fills s from a frame, the view of the IP packets it carries (ok:
 // it carries one), and for an NFLOG message its header (n) and where its
 // first IP header starts (ipOff, -1: nowhere).
-func (s *Sighting) read(f capture.Frame, pv packetView, ok bool, n *NFLOG, ipOff int, steps *StepTable) {
+func (s *Sighting) read(f capture.Frame, pv *packetView, ok bool, n *NFLOG, ipOff int, steps *StepTable) {
 	*s = Sighting{kind: sightFrame, frame: f}
 	if f.LinkType == capture.LinkTypeNFLOG {
 		s.isNFLOG = true
@@ -212,8 +212,8 @@ func (s *Sighting) read(f capture.Frame, pv packetView, ok bool, n *NFLOG, ipOff
 	if !ok {
 		return
 	}
-	s.pv, s.hasIP = pv, true
-	v := pv.inner
+	s.pv, s.hasIP = *pv, true
+	v := &s.pv.inner
 	if v.proto == 6 && v.tcpFlags&tcpRST != 0 {
 		s.answer = resetKeyOf(v)
 	}
@@ -233,7 +233,7 @@ func (s *Sighting) ReadTrace(ev *TraceEvent, steps *StepTable) {
 		if v, ok := readIP(hdr); ok {
 			s.hdr = hdr
 			s.pv.inner = v
-			s.reset = nextResetKey(v)
+			s.reset = nextResetKey(&s.pv.inner)
 		}
 	}
 	if ev.Type == nflog.TraceRule && ev.Handle == 0 && ev.RuleNumber == 0 && ev.Verdict == nflog.VerdictContinue {
@@ -278,7 +278,7 @@ func traceIDOf(netns string, id uint32) traceID {
 
 // nextResetKey is the key under which the TCP reset answering segment v
 // finds it; 0 when v is no TCP segment a reset answers.
-func nextResetKey(v ipView) uint64 {
+func nextResetKey(v *ipView) uint64 {
 	if v.proto != 6 || v.tcpFlags&tcpRST != 0 || !v.ep.Src.IsValid() {
 		return 0
 	}
