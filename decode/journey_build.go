@@ -72,7 +72,6 @@ type JourneyBuilder struct {
 	scanned time.Time // when idle journeys were last looked for
 	closed  []*Journey
 	nextID  uint64
-	seq     int
 	pool    *obsPool         // observation slices of closed journeys, emptied, for new ones
 	steps   StepTable        // what AddPacket, AddTrace and AddDrop's steps say, each once
 	pending []PendingJourney // closed, unassembled (JourneyOptions.Unassembled)
@@ -164,23 +163,57 @@ type jstate struct {
 // observations alike share: fullStep puts them together). Its place in a
 // namespace's path is its step's (stepWhat.rank and prio).
 type obs struct {
-	at     time.Time
-	netns  string
-	iface  string
-	detail string
-	step   *stepWhat
+	at    time.Time
+	netns string
+	iface string
+	step  *stepWhat
 	// ep is the packet's endpoints as this observation saw them, nil
 	// when it showed none. Once added to a journey, it points into the
 	// builder's endpoint slabs (keepEP), never changed.
 	ep    *Endpoints
-	tun   *tunnelView // a sighting that showed both the packet and its tunnel packet
-	seq   int         // arrival order
-	num   uint64      // the number of the record (AddPacket, AddTrace or AddDrop call) it came from, of kind from
+	x     *obsExtra // what few observations have; nil: none
+	num   uint64    // the number of the record (AddPacket, AddTrace or AddDrop call) it came from, of kind from
 	mark  uint32
 	from  obsSource // which kind of record it came from; 0: none
 	proto uint8     // transport protocol of ep
 	outer bool      // seen as (or in) the tunnel packet
 	ttl   uint8     // the packet's TTL or hop limit, from the headers the record showed (0: none)
+}
+
+// obsExtra is what few observations have, kept apart so that the many
+// others are smaller (a journey's observations are read cold when it is
+// assembled). An observation's arrival order is its place in its
+// journey's list.
+type obsExtra struct {
+	tunnel tunnelView // a sighting that showed both the packet and its tunnel packet; name "": none
+	detail string     // a few words more, for the reader (an ICMP error's type and sender...)
+}
+
+// tun returns the tunnel packet the sighting showed along with the
+// packet, nil when none.
+func (o *obs) tun() *tunnelView {
+	if o.x == nil || o.x.tunnel.name == "" {
+		return nil
+	}
+	return &o.x.tunnel
+}
+
+// detail returns the observation's few words more, "" when none.
+func (o *obs) detail() string {
+	if o.x == nil {
+		return ""
+	}
+	return o.x.detail
+}
+
+// setExtra sets what few observations have: fn changes a copy of it.
+func (o *obs) setExtra(fn func(x *obsExtra)) {
+	var x obsExtra
+	if o.x != nil {
+		x = *o.x
+	}
+	fn(&x)
+	o.x = &x
 }
 
 // kernelTime says whether the observation's time is the kernel's
@@ -648,8 +681,6 @@ func (b *JourneyBuilder) obsKept() int { return max(2048, b.nopen) }
 // add records an observation (a copy of o, which it completes) that saw
 // the packet's endpoints as ep (nil: none; kept as a copy).
 func (b *JourneyBuilder) add(js *jstate, o *obs, ep *Endpoints) {
-	b.seq++
-	o.seq = b.seq
 	o.ep = nil
 	if ep != nil {
 		o.ep = b.keepEP(js, ep)
@@ -789,7 +820,8 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 		b.index(js, v.fp, false, again)
 	}
 	if encap {
-		o.tun, o.outer = &tunnelView{name: pv.tunnel, vni: pv.vni, outer: pv.outer.ep}, true
+		o.setExtra(func(x *obsExtra) { x.tunnel = tunnelView{name: pv.tunnel, vni: pv.vni, outer: pv.outer.ep} })
+		o.outer = true
 		if !byOuter {
 			b.index(js, pv.outer.fp, true, false)
 		}
@@ -829,7 +861,8 @@ func (b *JourneyBuilder) linkError(v *ipView, o *obs) bool {
 		return true // the same error seen again, on another device
 	}
 	o.step = b.steps.withKind(o.step, StepICMPError)
-	o.detail = icmpErrorName(v.proto, v.icmpType, v.icmpCode) + " from " + v.ep.Src.Addr().String()
+	detail := icmpErrorName(v.proto, v.icmpType, v.icmpCode) + " from " + v.ep.Src.Addr().String()
+	o.setExtra(func(x *obsExtra) { x.detail = detail })
 	b.add(js, o, nil)
 	return true
 }
@@ -840,7 +873,8 @@ func (b *JourneyBuilder) linkReset(js *jstate, v *ipView, o *obs) {
 		return
 	}
 	o.step = b.steps.withKind(o.step, StepReset)
-	o.detail = "TCP reset from " + v.ep.Src.String()
+	detail := "TCP reset from " + v.ep.Src.String()
+	o.setExtra(func(x *obsExtra) { x.detail = detail })
 	b.add(js, o, nil)
 }
 
@@ -925,7 +959,7 @@ func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 			b.stats.Unmatched++
 			return
 		}
-		o.detail = "probable"
+		o.setExtra(func(x *obsExtra) { x.detail = "probable" })
 	}
 	b.add(js, &o, ep)
 }

@@ -103,7 +103,7 @@ func decideOutcome(j *Journey, visits []*visit) {
 	if reply != nil && j.Outcome == OutcomeUnknown {
 		j.Outcome = OutcomeRejected
 		j.Drop = &Drop{By: "kernel", Netns: reply.netns, Probable: true,
-			Explanation: fmt.Sprintf("An answer came back (%s), so something on the way refused it; hooktrace did not see where.", reply.detail),
+			Explanation: fmt.Sprintf("An answer came back (%s), so something on the way refused it; hooktrace did not see where.", reply.detail()),
 		}
 	}
 }
@@ -199,7 +199,7 @@ func explainDrop(o *obs, v *visit, reply *obs, ep Endpoints) *Drop {
 	where := fmt.Sprintf("in %s at %s", nsName(st.Netns), strings.ToUpper(st.Hook))
 	answered := ""
 	if reply != nil {
-		answered = fmt.Sprintf(" The kernel answered with %s.", reply.detail)
+		answered = fmt.Sprintf(" The kernel answered with %s.", reply.detail())
 	}
 	switch st.Kind {
 	case StepPolicy:

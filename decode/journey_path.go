@@ -176,7 +176,7 @@ func (ord *obsOrder) put(all []obs) []*visit {
 			if a.step.prio != b.step.prio {
 				return cmp.Compare(a.step.prio, b.step.prio)
 			}
-			return cmp.Compare(a.seq, b.seq)
+			return 0 // in arrival order: the order of the journey's list (a stable sort)
 		})
 	}
 	slices.SortStableFunc(visits, func(a, b *visit) int { return a.at.Compare(b.at) })
@@ -292,9 +292,9 @@ func (o *obs) epAt(outer bool) (Endpoints, bool) {
 	switch {
 	case o.ep == nil:
 		return Endpoints{}, false
-	case o.tun != nil: // a captured tunnel packet: both are known
+	case o.tun() != nil: // a captured tunnel packet: both are known
 		if outer {
-			return o.tun.outer, true
+			return o.tun().outer, true
 		}
 		return *o.ep, true
 	case o.outer == outer:
@@ -318,8 +318,8 @@ func pathSteps(visits []*visit, steps []Step) []Step {
 	tunnel, vni := "", uint32(0)
 	for _, v := range visits {
 		for _, o := range v.obs {
-			if o.tun != nil && tunnel == "" {
-				tunnel, vni = o.tun.name, o.tun.vni
+			if t := o.tun(); t != nil && tunnel == "" {
+				tunnel, vni = t.name, t.vni
 			}
 		}
 	}

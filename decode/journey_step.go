@@ -50,7 +50,7 @@ func (o *obs) fullStep() Step {
 		Hook: w.Hook, First: w.First, Family: w.Family, Table: w.Table, Chain: w.Chain,
 		Priority: w.Priority, HasPriority: w.HasPriority, Handle: w.Handle, RuleNumber: w.RuleNumber,
 		Rule: w.Rule, Verdict: w.Verdict, JumpTarget: w.JumpTarget,
-		Reason: w.Reason, Location: w.Location, Route: w.Route, Prefix: w.Prefix, Detail: o.detail,
+		Reason: w.Reason, Location: w.Location, Route: w.Route, Prefix: w.Prefix, Detail: o.detail(),
 	}
 }
 
