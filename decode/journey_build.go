@@ -119,6 +119,24 @@ func (b *JourneyBuilder) inOrder(fp uint64, e fpEntry) (first, second *jstate) {
 // fingerprint.
 func (e *fpEntry) ambiguous() bool { return e.js == nil }
 
+// setFP makes e fingerprint fp's entry in place of old.
+func (b *JourneyBuilder) setFP(fp uint64, old, e fpEntry) {
+	b.forgetFP(fp, old)
+	b.byFP[fp] = e
+}
+
+// forgetFP forgets what the builder keeps beside fp's entry old (when
+// it became ambiguous, the journey it was taken over from), as the entry
+// is replaced or deleted.
+func (b *JourneyBuilder) forgetFP(fp uint64, old fpEntry) {
+	switch {
+	case old.ambiguous():
+		delete(b.ambiguousAt, fp)
+	case old.taken:
+		delete(b.olderOf, fp)
+	}
+}
+
 // jref names a journey in the queue and the idle wheel, which may still
 // name it after it closed: its state is then reused for another journey,
 // with another id.
@@ -206,14 +224,15 @@ func (o *obs) detail() string {
 	return o.x.detail
 }
 
-// setExtra sets what few observations have: fn changes a copy of it.
-func (o *obs) setExtra(fn func(x *obsExtra)) {
+// extra returns what few observations have, for setting: a copy of
+// o's own, which the copies of o made before share.
+func (o *obs) extra() *obsExtra {
 	var x obsExtra
 	if o.x != nil {
 		x = *o.x
 	}
-	fn(&x)
 	o.x = &x
+	return o.x
 }
 
 // kernelTime says whether the observation's time is the kernel's
@@ -473,23 +492,19 @@ func (b *JourneyBuilder) index(js *jstate, fp uint64, outer, again bool) {
 			}
 			// Two packets in the window with one fingerprint: it tells
 			// neither apart any more.
-			if e.taken {
-				delete(b.olderOf, fp)
-			}
-			b.byFP[fp] = fpEntry{}
+			b.setFP(fp, e, fpEntry{})
 			b.ambiguousAt[fp] = js.last
 			return
 		}
 	}
-	if ok && e.ambiguous() {
-		delete(b.ambiguousAt, fp)
+	if ok {
+		b.setFP(fp, e, fpEntry{js: js, outer: outer, taken: older.js != nil})
+	} else {
+		b.byFP[fp] = fpEntry{js: js, outer: outer, taken: older.js != nil}
 	}
 	if older.js != nil {
 		b.olderOf[fp] = older
-	} else if ok && e.taken {
-		delete(b.olderOf, fp)
 	}
-	b.byFP[fp] = fpEntry{js: js, outer: outer, taken: older.js != nil}
 	js.fps = append(js.fps, fp)
 	if early, ok := b.early[fp]; ok {
 		// A packet is freed once: a drop like one taken already waits
@@ -607,10 +622,7 @@ func (b *JourneyBuilder) merge(into, from *jstate) {
 	}
 	for _, fp := range from.fps {
 		if e, ok := b.byFP[fp]; ok && e.js == from {
-			if e.taken {
-				delete(b.olderOf, fp)
-			}
-			b.byFP[fp] = fpEntry{js: into, outer: true}
+			b.setFP(fp, e, fpEntry{js: into, outer: true})
 			into.fps = append(into.fps, fp)
 		}
 	}
@@ -820,8 +832,7 @@ func (b *JourneyBuilder) join(s *Sighting, o *obs) (*jstate, bool) {
 		b.index(js, v.fp, false, again)
 	}
 	if encap {
-		o.setExtra(func(x *obsExtra) { x.tunnel = tunnelView{name: pv.tunnel, vni: pv.vni, outer: pv.outer.ep} })
-		o.outer = true
+		o.extra().tunnel, o.outer = tunnelView{name: pv.tunnel, vni: pv.vni, outer: pv.outer.ep}, true
 		if !byOuter {
 			b.index(js, pv.outer.fp, true, false)
 		}
@@ -861,8 +872,7 @@ func (b *JourneyBuilder) linkError(v *ipView, o *obs) bool {
 		return true // the same error seen again, on another device
 	}
 	o.step = b.steps.withKind(o.step, StepICMPError)
-	detail := icmpErrorName(v.proto, v.icmpType, v.icmpCode) + " from " + v.ep.Src.Addr().String()
-	o.setExtra(func(x *obsExtra) { x.detail = detail })
+	o.extra().detail = icmpErrorName(v.proto, v.icmpType, v.icmpCode) + " from " + v.ep.Src.Addr().String()
 	b.add(js, o, nil)
 	return true
 }
@@ -873,8 +883,7 @@ func (b *JourneyBuilder) linkReset(js *jstate, v *ipView, o *obs) {
 		return
 	}
 	o.step = b.steps.withKind(o.step, StepReset)
-	detail := "TCP reset from " + v.ep.Src.String()
-	o.setExtra(func(x *obsExtra) { x.detail = detail })
+	o.extra().detail = "TCP reset from " + v.ep.Src.String()
 	b.add(js, o, nil)
 }
 
@@ -959,7 +968,7 @@ func (b *JourneyBuilder) AddDrop(d *KernelDrop) {
 			b.stats.Unmatched++
 			return
 		}
-		o.setExtra(func(x *obsExtra) { x.detail = "probable" })
+		o.extra().detail = "probable"
 	}
 	b.add(js, &o, ep)
 }
@@ -972,12 +981,10 @@ func (b *JourneyBuilder) close(js *jstate) {
 	for _, fp := range js.fps {
 		if e, ok := b.byFP[fp]; ok && e.js == js {
 			if older, _ := b.inOrder(fp, e); older != nil {
-				b.byFP[fp] = fpEntry{js: older, outer: e.outer} // it is the older one's again
+				b.setFP(fp, e, fpEntry{js: older, outer: e.outer}) // it is the older one's again
 			} else {
+				b.forgetFP(fp, e)
 				delete(b.byFP, fp)
-			}
-			if e.taken {
-				delete(b.olderOf, fp)
 			}
 		}
 	}
