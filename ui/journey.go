@@ -40,9 +40,15 @@ func (p *NDJSON) Journey(jr *decode.Journey) error {
 // decoding them in a row keeps the decoder's memory in cache. Not for use
 // from several goroutines at once.
 func (p *NDJSON) PacketMember(dst []byte, f capture.Frame) []byte {
+	return p.appendTo(dst, func() { p.packetValue(f) })
+}
+
+// appendTo runs write with p's buffer being dst itself (no copy), and
+// returns dst with what write wrote.
+func (p *NDJSON) appendTo(dst []byte, write func()) []byte {
 	own := p.j.b
-	p.j.b, p.j.comma = dst, false // written into dst itself: no copy
-	p.packetValue(f)
+	p.j.b, p.j.comma = dst, false
+	write()
 	dst, p.j.b = p.j.b, own[:0]
 	return dst
 }
@@ -68,11 +74,7 @@ func (p *NDJSON) JourneyWithPacket(jr *decode.Journey, packet []byte) error {
 // gathers many records in one buffer saves copying each. Not for use
 // from several goroutines at once.
 func (p *NDJSON) AppendJourneyWithPacket(dst []byte, jr *decode.Journey, packet []byte) []byte {
-	own := p.j.b
-	p.j.b, p.j.comma = dst, false
-	p.journeyRecord(jr, packet)
-	dst, p.j.b = p.j.b, own[:0]
-	return dst
+	return p.appendTo(dst, func() { p.journeyRecord(jr, packet) })
 }
 
 // journey writes a journey record; packet, if not nil, is the value of
