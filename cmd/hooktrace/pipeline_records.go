@@ -240,18 +240,16 @@ func (f *journeyFinisher) run(js []chunkJourney, out *textBuffer, marks *[]int32
 	from := 0 // where journey k's packet member starts in f.packets
 	for k := range js {
 		js[k].pj.AssembleInto(&f.j)
-		if print && err == nil && f.paths != nil {
-			var perr error
-			if nd != nil {
-				var packet []byte // nil: a journey with no first frame has no packet member
-				if to := f.packetEnds[k]; to > from {
-					packet, from = f.packets[from:to], to
-				}
-				out.b = nd.AppendJourneyWithPacket(out.b, &f.j, packet)
-			} else {
-				perr = f.paths.Journey(&f.j)
+		switch {
+		case !print || err != nil || f.paths == nil:
+		case nd != nil:
+			var packet []byte // nil: a journey with no first frame has no packet member
+			if to := f.packetEnds[k]; to > from {
+				packet, from = f.packets[from:to], to
 			}
-			if perr != nil {
+			out.b = nd.AppendJourneyWithPacket(out.b, &f.j, packet)
+		default:
+			if perr := f.paths.Journey(&f.j); perr != nil {
 				err = fmt.Errorf("write output: %w", perr)
 			}
 		}
